@@ -1,0 +1,193 @@
+//! Command line of `bench` (clap derive): parse, validate, dispatch.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bench::harness::rounds::Schedule;
+use bench::model::Gelu;
+use bench::record::Status;
+use bench::runner::{self, RunOptions};
+use bench::sweep::{self, Sweep};
+use bench::{backend, summary};
+use clap::{Args, Parser, Subcommand};
+use planner::ShapeSpec;
+
+/// Chimera's benchmarker: times GPT-2-style decoders on Burn backends and
+/// writes fingerprinted measurements under data/.
+#[derive(Parser)]
+#[command(version, max_term_width = 100, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    measure: MeasureArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure a sweep (the default command).
+    Measure(MeasureArgs),
+}
+
+#[derive(Args, Clone)]
+struct MeasureArgs {
+    /// Sweep file (TOML); default: the built-in default sweep.
+    #[arg(long, conflicts_with_all = ["quick", "shape"])]
+    sweep: Option<PathBuf>,
+    /// The built-in sweep of tiny shapes (seconds).
+    #[arg(long, conflicts_with = "shape")]
+    quick: bool,
+    /// One ad-hoc shape: L,d_model,heads,seq,batch[,vocab].
+    #[arg(long, value_name = "L,D,H,N,B[,V]")]
+    shape: Option<String>,
+    /// Backends, comma separated (default: every compiled-in CPU backend).
+    #[arg(long, value_delimiter = ',')]
+    backend: Vec<String>,
+    /// MLP activation.
+    #[arg(long, value_enum, default_value_t = Gelu::Exact)]
+    gelu: Gelu,
+    /// Measurement file to append to (default: data/measurements/<sweep>.jsonl).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Target half-width of the 95% CI of the median, percent.
+    #[arg(long, default_value_t = 2.0)]
+    target_ci: f64,
+    /// Time cap per shape, seconds.
+    #[arg(long, default_value_t = 25.0)]
+    max_time_per_shape: f64,
+    /// Print the measurements as JSON (one object for one shape, else an array).
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn parse_shape(text: &str) -> anyhow::Result<ShapeSpec> {
+    let parts: Vec<u64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<u64>())
+        .collect::<Result<_, _>>()
+        .with_context(|| {
+            format!("--shape `{text}`: expected whole numbers L,d_model,heads,seq,batch[,vocab]")
+        })?;
+    let [layers, d_model, heads, seq, batch, rest @ ..] = parts.as_slice() else {
+        bail!(
+            "--shape `{text}`: expected 5 or 6 numbers L,d_model,heads,seq,batch[,vocab], got {}",
+            parts.len()
+        );
+    };
+    if rest.len() > 1 {
+        bail!("--shape `{text}`: expected at most 6 numbers");
+    }
+    Ok(ShapeSpec {
+        layers: *layers,
+        d_model: *d_model,
+        heads: Some(*heads),
+        seq: Some(*seq),
+        batch: Some(*batch),
+        vocab: rest.first().copied(),
+        positions: Some(planner::shape::DEFAULT_POSITIONS.max(*seq)),
+        ..ShapeSpec::default()
+    })
+}
+
+fn measure(args: MeasureArgs) -> anyhow::Result<()> {
+    let sweep = if let Some(text) = &args.shape {
+        Sweep::single(
+            parse_shape(text)?
+                .validate()
+                .with_context(|| format!("--shape `{text}`"))?,
+        )
+    } else if args.quick {
+        Sweep::parse(sweep::QUICK_SWEEP)?
+    } else if let Some(path) = &args.sweep {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Sweep::parse(&text).with_context(|| format!("in {}", path.display()))?
+    } else {
+        Sweep::parse(sweep::DEFAULT_SWEEP)?
+    };
+    let backends: Vec<String> = if args.backend.is_empty() {
+        backend::BACKENDS
+            .iter()
+            .filter(|b| b.compiled && b.device == planner::profile::DeviceClass::Cpu)
+            .map(|b| b.name.to_string())
+            .collect()
+    } else {
+        args.backend.clone()
+    };
+    // Check every name before measuring anything.
+    for name in &backends {
+        backend::info(name)?;
+    }
+    if !(0.1..=50.0).contains(&args.target_ci) {
+        bail!(
+            "--target-ci {} is out of range: give a percentage between 0.1 and 50",
+            args.target_ci
+        );
+    }
+    if !(args.max_time_per_shape.is_finite() && args.max_time_per_shape > 0.0) {
+        bail!("--max-time-per-shape must be a positive number of seconds");
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("data/measurements/{}.jsonl", sweep.name)));
+    let schedule = Schedule {
+        target_rel_ci: args.target_ci / 100.0,
+        job_time_cap: Duration::from_secs_f64(args.max_time_per_shape),
+        ..Schedule::default()
+    };
+    let mut all = Vec::new();
+    for name in &backends {
+        let started = std::time::Instant::now();
+        let report = runner::run(
+            &sweep,
+            &RunOptions {
+                backend: name,
+                gelu: args.gelu,
+                schedule: schedule.clone(),
+                out: &out,
+                progress: !args.no_progress && !args.json,
+            },
+        )?;
+        if !args.json {
+            eprintln!(
+                "{name}: measured {} shapes in {:.0} s ({} already in {}, skipped)",
+                report.written.len(),
+                started.elapsed().as_secs_f64(),
+                report.skipped,
+                out.display()
+            );
+        }
+        all.extend(report.written);
+    }
+    if args.json {
+        let json = if all.len() == 1 {
+            serde_json::to_string_pretty(&all[0])?
+        } else {
+            serde_json::to_string_pretty(&all)?
+        };
+        println!("{json}");
+    } else {
+        print!("{}", summary::table(&all));
+    }
+    let failed = all.iter().filter(|m| m.status == Status::Failed).count();
+    if failed > 0 {
+        eprintln!(
+            "{failed} shape(s) failed; their errors are recorded in {}",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => measure(cli.measure),
+        Some(Command::Measure(args)) => measure(args),
+    }
+}

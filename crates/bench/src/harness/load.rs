@@ -1,0 +1,160 @@
+//! Other load on the machine during a measurement, read from `/proc`.
+//!
+//! The CPU time of every other process (utime+stime from `/proc/<pid>/stat`)
+//! divided by wall time gives the number of cores others kept busy; the steal
+//! column of `/proc/stat` gives time the hypervisor took away.
+//! Where `/proc` is missing (not Linux) the readings are `None`.
+
+use serde::{Deserialize, Serialize};
+
+/// Averages over the time a measurement ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReading {
+    /// Cores kept busy by other processes on average.
+    pub other_cores: Option<f64>,
+    /// Percentage of CPU time stolen by the hypervisor.
+    pub steal_pct: Option<f64>,
+}
+
+/// Above this many busy cores of others, a measurement is flagged.
+pub const OTHER_LOAD_WARNING_CORES: f64 = 0.25;
+
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    /// utime+stime of every other process, by pid.
+    others: std::collections::HashMap<u32, u64>,
+    steal: u64,
+    all: u64,
+    cores: u64,
+}
+
+/// utime + stime (jiffies) from a `/proc/<pid>/stat` line.
+fn cpu_jiffies(stat: &str) -> Option<u64> {
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn snapshot() -> Option<Snapshot> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    if cpu.len() < 8 {
+        return None;
+    }
+    let cores = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count() as u64;
+    // Per-process accounting, not the system-wide busy time minus ours: the two
+    // are sampled differently and disagree by up to a core over short rounds.
+    let me = std::process::id();
+    let others = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter_map(|pid| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, cpu_jiffies(&text)?))
+        })
+        .collect();
+    Some(Snapshot {
+        others,
+        steal: cpu[7],
+        all: cpu[..8].iter().sum(),
+        cores,
+    })
+}
+/// Accumulates readings over several intervals (one per round).
+#[derive(Debug, Default)]
+pub struct LoadMeter {
+    start: Option<Snapshot>,
+    other_busy: u64,
+    steal: u64,
+    all: u64,
+    cores: u64,
+}
+
+impl LoadMeter {
+    /// Starts an interval.
+    pub fn begin(&mut self) {
+        self.start = snapshot();
+    }
+
+    /// Ends the interval started by [`LoadMeter::begin`].
+    pub fn end(&mut self) {
+        if let (Some(a), Some(b)) = (self.start.take(), snapshot()) {
+            // Processes born during the interval count from zero.
+            let busy: u64 = b
+                .others
+                .iter()
+                .map(|(pid, &t)| t.saturating_sub(a.others.get(pid).copied().unwrap_or(0)))
+                .sum();
+            self.other_busy += busy;
+            self.steal += b.steal.saturating_sub(a.steal);
+            self.all += b.all.saturating_sub(a.all);
+            self.cores = b.cores.max(1);
+        }
+    }
+
+    /// The averages so far.
+    pub fn reading(&self) -> LoadReading {
+        if self.all == 0 {
+            return LoadReading::default();
+        }
+        // `all` counts jiffies of every core: wall jiffies = all / cores.
+        let wall = self.all as f64 / self.cores as f64;
+        LoadReading {
+            other_cores: Some(self.other_busy as f64 / wall),
+            steal_pct: Some(100.0 * self.steal as f64 / self.all as f64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_work_is_not_other_load_but_another_process_is() {
+        // One test, not two: tests run concurrently and would see each other.
+        let mut meter = LoadMeter::default();
+        meter.begin();
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed().as_millis() < 300 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        meter.end();
+        let r = meter.reading();
+        if let Some(other) = r.other_cores {
+            // Our own spinning must not show up as someone else's load.
+            assert!(other < 0.9, "other load {other}");
+        }
+        // Now a spinning child process must show.
+
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let mut meter = LoadMeter::default();
+        meter.begin();
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        meter.end();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if let Some(other) = meter.reading().other_cores {
+            assert!(
+                other > 0.5,
+                "a spinning shell should show as other load, got {other}"
+            );
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Chimera's benchmarker: GPT-2-style decoders timed on Burn backends.
+//!
+//! The binary is a thin shell over these modules; everything that can be
+//! tested without a model (statistics, stopping rule, storage) is tested so.
+
+pub mod backend;
+pub mod fingerprint;
+pub mod harness;
+pub mod model;
+pub mod record;
+pub mod runner;
+pub mod summary;
+pub mod sweep;

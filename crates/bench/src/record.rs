@@ -1,0 +1,286 @@
+//! The measurement file format: one JSON object per line (JSON Lines).
+//!
+//! Files live under `data/measurements/` and are only ever appended to.
+//! Each line is one (shape, backend, configuration) measurement:
+//!
+//! ```text
+//! {"schema_version":1, "kind":"prefill", "status":"ok" | "failed",
+//!  "error": null | "why it failed",
+//!  "backend":"flex", "gelu":"exact", "sweep":"default", "family":"iso-85M", "run_id":"…",
+//!  "timestamp_utc":"2026-11-26T09:12:03Z",
+//!  "layers":12, "d_model":768, "heads":12, "d_ff":3072, "seq":128, "batch":1,
+//!  "vocab":50257, "positions":1024,
+//!  "params_total":124439808, "params_non_embedding":85056000, "flops":…,
+//!  "median_ms":…, "ci95_ms":[lo,hi], "mean_ms":…, "std_ms":…, "min_ms":…, "max_ms":…,
+//!  "p10_ms":…, "p90_ms":…, "mad_ms":…, "cold_ms":…, "samples":41, "warmup_runs":3,
+//!  "samples_ms":[…], "round_medians_ms":[…], "between_round_spread_pct":…,
+//!  "converged":true, "outliers":{"low_severe":0,"low_mild":0,"high_mild":2,"high_severe":0},
+//!  "gflops":…, "load":{"other_cores":0.02,"steal_pct":0.0}, "warnings":[…],
+//!  "fingerprint":{…}, "fingerprint_id":"…"}
+//! ```
+//!
+//! Timing fields are absent on failed lines. Readers skip a line that does
+//! not parse (a write cut off by SIGKILL) and say so; writers start a file
+//! that lacks a final newline with one, so such a line never swallows the next.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use planner::Shape;
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::Fingerprint;
+use crate::harness::load::LoadReading;
+use crate::harness::stats::Outliers;
+use crate::model::Gelu;
+
+/// Version of this line format.
+pub const MEASUREMENT_SCHEMA_VERSION: u32 = 1;
+
+/// Whether the shape was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Timings present.
+    Ok,
+    /// `error` says why.
+    Failed,
+}
+
+/// Timing fields of a successful measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimingFields {
+    /// Median of all samples, ms.
+    pub median_ms: f64,
+    /// 95% bootstrap CI of the median, ms.
+    pub ci95_ms: [f64; 2],
+    /// Mean, ms.
+    pub mean_ms: f64,
+    /// Sample standard deviation, ms.
+    pub std_ms: f64,
+    /// Fastest sample, ms.
+    pub min_ms: f64,
+    /// Slowest sample, ms.
+    pub max_ms: f64,
+    /// 10th percentile, ms.
+    pub p10_ms: f64,
+    /// 90th percentile, ms.
+    pub p90_ms: f64,
+    /// Median absolute deviation, ms.
+    pub mad_ms: f64,
+    /// First call, ms.
+    pub cold_ms: f64,
+    /// Number of timed samples.
+    pub samples: usize,
+    /// Untimed warm-up runs.
+    pub warmup_runs: usize,
+    /// Every sample, ms, in order.
+    pub samples_ms: Vec<f64>,
+    /// Per-round medians, ms.
+    pub round_medians_ms: Vec<f64>,
+    /// Spread of round medians, % of the median.
+    pub between_round_spread_pct: f64,
+    /// Whether the precision target was met.
+    pub converged: bool,
+    /// Tukey outliers (kept in `samples_ms`).
+    pub outliers: Outliers,
+    /// Achieved GFLOP/s at the median.
+    pub gflops: f64,
+    /// Other load while measuring.
+    pub load: LoadReading,
+}
+
+/// One line of a measurement file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// [`MEASUREMENT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// What was timed: `prefill` (one forward over n tokens).
+    pub kind: String,
+    /// Ok or failed.
+    pub status: Status,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Backend name.
+    pub backend: String,
+    /// MLP activation.
+    pub gelu: Gelu,
+    /// Sweep name.
+    pub sweep: String,
+    /// Family tag of the shape in its sweep (iso-parameter family, ...).
+    pub family: String,
+    /// Identifies the invocation that measured it.
+    pub run_id: String,
+    /// When it finished (UTC).
+    pub timestamp_utc: String,
+    /// Layers.
+    pub layers: u64,
+    /// Width.
+    pub d_model: u64,
+    /// Heads.
+    pub heads: u64,
+    /// MLP width.
+    pub d_ff: u64,
+    /// Sequence length.
+    pub seq: u64,
+    /// Batch.
+    pub batch: u64,
+    /// Vocabulary.
+    pub vocab: u64,
+    /// Learned positions.
+    pub positions: u64,
+    /// Total parameters.
+    pub params_total: u64,
+    /// Non-embedding parameters.
+    pub params_non_embedding: u64,
+    /// Forward FLOPs.
+    pub flops: u64,
+    /// Timings (absent when failed).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<TimingFields>,
+    /// Warnings raised while measuring.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Where it was measured.
+    pub fingerprint: Fingerprint,
+    /// `fingerprint.id()`, for grouping.
+    pub fingerprint_id: String,
+}
+
+impl Measurement {
+    /// The shape measured.
+    pub fn shape(&self) -> Result<Shape, planner::ShapeError> {
+        planner::ShapeSpec {
+            layers: self.layers,
+            d_model: self.d_model,
+            heads: Some(self.heads),
+            d_ff: Some(self.d_ff),
+            vocab: Some(self.vocab),
+            positions: Some(self.positions),
+            seq: Some(self.seq),
+            batch: Some(self.batch),
+        }
+        .validate()
+    }
+
+    /// The key under which a sweep resumes: same place, configuration and shape.
+    pub fn resume_key(&self) -> String {
+        resume_key(&self.fingerprint_id, &self.kind, self.gelu, &self.shape_key())
+    }
+
+    fn shape_key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}/{}/{}/{}/{}",
+            self.layers,
+            self.d_model,
+            self.heads,
+            self.d_ff,
+            self.seq,
+            self.batch,
+            self.vocab,
+            self.positions
+        )
+    }
+}
+
+/// Resume key of a shape about to be measured.
+pub fn resume_key(fingerprint_id: &str, kind: &str, gelu: Gelu, shape_key: &str) -> String {
+    format!("{fingerprint_id}|{kind}|{}|{shape_key}", gelu.name())
+}
+
+/// `shape_key` of a planner shape (matches [`Measurement`]'s).
+pub fn shape_key(s: &Shape) -> String {
+    format!(
+        "{}/{}/{}/{}/{}/{}/{}/{}",
+        s.layers(),
+        s.d_model(),
+        s.heads(),
+        s.d_ff(),
+        s.seq(),
+        s.batch(),
+        s.vocab(),
+        s.positions()
+    )
+}
+
+/// Appends one measurement as one line, in one write, and syncs it to disk.
+pub fn append(path: &Path, m: &Measurement) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)?;
+    let mut line = serde_json::to_string(m).map_err(std::io::Error::other)?;
+    line.push('\n');
+    if !ends_with_newline(path)? {
+        // A previous writer was killed mid-line: keep its fragment apart.
+        line.insert(0, '\n');
+    }
+    file.write_all(line.as_bytes())?;
+    file.sync_data()
+}
+
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+/// What reading a file found.
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    /// Parsed measurements, in file order.
+    pub measurements: Vec<Measurement>,
+    /// `(line number, reason)` of lines skipped.
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Reads a measurement file, skipping (and reporting) unreadable lines.
+pub fn read(path: &Path) -> std::io::Result<ReadResult> {
+    let mut result = ReadResult::default();
+    if !path.exists() {
+        return Ok(result);
+    }
+    for (i, line) in BufReader::new(File::open(path)?).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Measurement>(&line) {
+            Ok(m) if m.schema_version == MEASUREMENT_SCHEMA_VERSION => result.measurements.push(m),
+            Ok(m) => result
+                .skipped
+                .push((i + 1, format!("schema version {}", m.schema_version))),
+            Err(e) => result.skipped.push((i + 1, e.to_string())),
+        }
+    }
+    Ok(result)
+}
+
+/// Reads every `*.jsonl` file in a folder, in name order.
+pub fn read_dir(dir: &Path) -> std::io::Result<ReadResult> {
+    let mut all = ReadResult::default();
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let r = read(&p)?;
+        all.measurements.extend(r.measurements);
+        all.skipped.extend(r.skipped);
+    }
+    Ok(all)
+}

@@ -1,0 +1,359 @@
+//! Measures a sweep on one backend: builds the models, runs the interleaved
+//! rounds, and appends each finished measurement to the file at once.
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use anyhow::Context;
+use burn::tensor::{Device, Int, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use planner::Shape;
+
+use crate::backend;
+use crate::fingerprint::Fingerprint;
+use crate::harness::load::OTHER_LOAD_WARNING_CORES;
+use crate::harness::rounds::{Event, Job, Schedule, Timings, run_interleaved};
+use crate::harness::timing::{WallClock, Workload};
+use crate::model::{Decoder, Gelu};
+use crate::record::{self, Measurement, Status, TimingFields};
+use crate::sweep::{Sweep, SweepEntry};
+
+/// Options of one measuring run.
+pub struct RunOptions<'a> {
+    /// Backend name.
+    pub backend: &'a str,
+    /// MLP activation.
+    pub gelu: Gelu,
+    /// Sampling schedule.
+    pub schedule: Schedule,
+    /// Append here; shapes already in it under the same fingerprint are skipped.
+    pub out: &'a Path,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What a run did.
+pub struct RunReport {
+    /// Measurements written by this run (ok and failed).
+    pub written: Vec<Measurement>,
+    /// Shapes skipped because the file already had them.
+    pub skipped: usize,
+}
+
+/// A decoder, its input and its device.
+struct BurnWorkload {
+    model: Decoder,
+    input: Tensor<2, Int>,
+    device: Device,
+    output: Option<Tensor<3>>,
+}
+
+fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "backend panicked".into())
+}
+
+impl Workload for BurnWorkload {
+    fn sync(&mut self) -> Result<(), String> {
+        self.device
+            .sync()
+            .map_err(|e| format!("device sync failed: {e:?}"))
+    }
+    fn execute(&mut self) -> Result<(), String> {
+        let (model, input) = (&self.model, self.input.clone());
+        // Keep the output alive until after the closing sync: a lazy device
+        // could otherwise skip work whose result nobody holds.
+        self.output = Some(catch_unwind(AssertUnwindSafe(|| model.forward(input))).map_err(panic_message)?);
+        Ok(())
+    }
+    fn finish(&mut self) {
+        self.output = None;
+    }
+}
+
+/// Rough peak memory of building and running a shape, bytes (f32).
+fn memory_needed(shape: &Shape) -> u64 {
+    let b = shape.accounting().bytes;
+    b.weights + 2 * (b.block_peak + b.logits + 2 * b.residual)
+}
+
+fn memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+fn build(entry: &SweepEntry, gelu: Gelu, device: &Device, reserved: u64) -> Result<BurnWorkload, String> {
+    let need = memory_needed(&entry.shape);
+    if let Some(avail) = memory_available() {
+        if need + reserved > avail * 9 / 10 {
+            return Err(format!(
+                "needs about {:.1} GiB but {:.1} GiB is available (after {:.1} GiB held by other shapes of this run)",
+                need as f64 / 1073741824.0,
+                avail as f64 / 1073741824.0,
+                reserved as f64 / 1073741824.0
+            ));
+        }
+    }
+    catch_unwind(AssertUnwindSafe(|| BurnWorkload {
+        model: Decoder::new(&entry.shape, gelu, device),
+        input: Decoder::input(&entry.shape, device),
+        device: device.clone(),
+        output: None,
+    }))
+    .map_err(panic_message)
+}
+
+fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format_utc(secs)
+}
+
+/// Formats Unix seconds as RFC 3339 UTC (civil-from-days, Howard Hinnant).
+pub fn format_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn warnings_for(t: &Timings, target: f64) -> Vec<String> {
+    let mut w = Vec::new();
+    let s = &t.summary;
+    if !t.converged {
+        w.push(format!(
+            "noisy: the 95% CI of the median is ±{:.1}%, above the ±{:.1}% target",
+            100.0 * s.relative_ci_half_width(),
+            100.0 * target
+        ));
+    }
+    if s.median > 0.0 && (s.p90 - s.p10) / s.median > 0.15 {
+        w.push(format!(
+            "wide spread: p10–p90 is {:.0}% of the median",
+            100.0 * (s.p90 - s.p10) / s.median
+        ));
+    }
+    if let Some(other) = t.load.other_cores.filter(|&c| c > OTHER_LOAD_WARNING_CORES) {
+        w.push(format!(
+            "other processes kept {other:.2} cores busy while measuring"
+        ));
+    }
+    if let Some(steal) = t.load.steal_pct.filter(|&s| s > 2.0) {
+        w.push(format!("the hypervisor stole {steal:.1}% of CPU time"));
+    }
+    if s.outliers.total() * 10 > s.n {
+        w.push(format!(
+            "{} of {} samples are Tukey outliers (kept)",
+            s.outliers.total(),
+            s.n
+        ));
+    }
+    w
+}
+
+fn measurement(
+    entry: &SweepEntry,
+    sweep: &str,
+    opts: &RunOptions,
+    fp: &Fingerprint,
+    run_id: &str,
+    outcome: Result<&Timings, &str>,
+) -> Measurement {
+    let s = &entry.shape;
+    let a = s.accounting();
+    let (status, error, timing, warnings) = match outcome {
+        Err(e) => (Status::Failed, Some(e.to_string()), None, vec![]),
+        Ok(t) => {
+            let sm = &t.summary;
+            let fields = TimingFields {
+                median_ms: sm.median,
+                ci95_ms: sm.ci95,
+                mean_ms: sm.mean,
+                std_ms: sm.std_dev,
+                min_ms: sm.min,
+                max_ms: sm.max,
+                p10_ms: sm.p10,
+                p90_ms: sm.p90,
+                mad_ms: sm.mad,
+                cold_ms: t.cold_ms,
+                samples: sm.n,
+                warmup_runs: t.warmup_runs,
+                samples_ms: t.samples_ms.clone(),
+                round_medians_ms: t.round_medians_ms.clone(),
+                between_round_spread_pct: t.between_round_spread_pct,
+                converged: t.converged,
+                outliers: sm.outliers,
+                gflops: a.flops.total as f64 / (sm.median * 1e6),
+                load: t.load,
+            };
+            (
+                Status::Ok,
+                None,
+                Some(fields),
+                warnings_for(t, opts.schedule.target_rel_ci),
+            )
+        }
+    };
+    Measurement {
+        schema_version: record::MEASUREMENT_SCHEMA_VERSION,
+        kind: "prefill".into(),
+        status,
+        error,
+        backend: opts.backend.to_string(),
+        gelu: opts.gelu,
+        sweep: sweep.to_string(),
+        family: entry.family.clone(),
+        run_id: run_id.to_string(),
+        timestamp_utc: now_utc(),
+        layers: s.layers(),
+        d_model: s.d_model(),
+        heads: s.heads(),
+        d_ff: s.d_ff(),
+        seq: s.seq(),
+        batch: s.batch(),
+        vocab: s.vocab(),
+        positions: s.positions(),
+        params_total: a.params.total,
+        params_non_embedding: a.params.non_embedding,
+        flops: a.flops.total,
+        timing,
+        warnings,
+        fingerprint: fp.clone(),
+        fingerprint_id: fp.id(),
+    }
+}
+
+/// Measures every shape of `sweep` not yet in `opts.out` on `opts.backend`.
+pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
+    let device = backend::device(opts.backend)?;
+    let fp = Fingerprint::current(opts.backend);
+    let fp_id = fp.id();
+    let run_id = format!("{}-{}", now_utc(), std::process::id());
+    let existing = record::read(opts.out).with_context(|| format!("reading {}", opts.out.display()))?;
+    let done: HashSet<String> = existing
+        .measurements
+        .iter()
+        .filter(|m| m.status == Status::Ok)
+        .map(Measurement::resume_key)
+        .collect();
+    let todo: Vec<&SweepEntry> = sweep
+        .entries
+        .iter()
+        .filter(|e| {
+            !done.contains(&record::resume_key(
+                &fp_id,
+                "prefill",
+                opts.gelu,
+                &record::shape_key(&e.shape),
+            ))
+        })
+        .collect();
+    let skipped = sweep.entries.len() - todo.len();
+    let mut written = Vec::new();
+
+    let write = |m: Measurement, written: &mut Vec<Measurement>| -> anyhow::Result<()> {
+        record::append(opts.out, &m).with_context(|| format!("appending to {}", opts.out.display()))?;
+        written.push(m);
+        Ok(())
+    };
+
+    let bar = if opts.progress {
+        let steps = todo.len() as u64 * (2 + opts.schedule.min_rounds as u64);
+        let bar = ProgressBar::new(steps.max(1));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} steps, ETA {eta} {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar.set_prefix(opts.backend.to_string());
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    // Build every model first: failures are recorded and the sweep goes on.
+    let mut jobs = Vec::new();
+    let mut entries = Vec::new();
+    let mut reserved = 0;
+    for entry in todo {
+        bar.set_message(format!("building {}", entry.shape));
+        match build(entry, opts.gelu, &device, reserved) {
+            Ok(w) => {
+                reserved += entry.shape.accounting().bytes.weights;
+                jobs.push(Job::new(w));
+                entries.push(entry);
+            }
+            Err(e) => write(
+                measurement(entry, &sweep.name, opts, &fp, &run_id, Err(&e)),
+                &mut written,
+            )?,
+        }
+        bar.inc(1);
+    }
+
+    let clock = WallClock::default();
+    let mut failure: Option<anyhow::Error> = None;
+    run_interleaved(&mut jobs, &opts.schedule, &clock, |event| match event {
+        Event::Prepared(_) | Event::Round(_) => bar.inc(1),
+        Event::Finished(i, job) => {
+            let entry = entries[i];
+            let outcome = job.outcome().expect("finished jobs have an outcome");
+            let m = measurement(
+                entry,
+                &sweep.name,
+                opts,
+                &fp,
+                &run_id,
+                outcome.as_ref().map_err(|e| e.as_str()),
+            );
+            bar.set_message(format!("{} done", entry.shape));
+            if let Err(e) = write(m, &mut written) {
+                failure.get_or_insert(e);
+            }
+            bar.inc(1);
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(RunReport { written, skipped })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

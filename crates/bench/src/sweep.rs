@@ -1,0 +1,188 @@
+//! Sweep files: which shapes to measure.
+//!
+//! TOML, one `[[shape]]` table per shape; `family` groups shapes that belong
+//! together (an iso-parameter family, a sequence sweep) so that fitting can
+//! hold a whole family out. Fields left out take the planner's defaults.
+//!
+//! ```toml
+//! name = "default"
+//! [[shape]]
+//! family = "iso-25M"
+//! layers = 8
+//! d_model = 512
+//! heads = 8        # optional: d_model / 64
+//! vocab = 50257    # optional
+//! seq = 128        # optional
+//! batch = 1        # optional
+//! ```
+
+use planner::{Shape, ShapeSpec};
+use serde::Deserialize;
+
+/// The built-in default sweep.
+pub const DEFAULT_SWEEP: &str = include_str!("../../../data/sweeps/default.toml");
+/// Tiny shapes for tests and smoke runs.
+pub const QUICK_SWEEP: &str = include_str!("../../../data/sweeps/quick.toml");
+
+/// A parsed sweep.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// Its name (recorded with each measurement).
+    pub name: String,
+    /// Shapes in file order.
+    pub entries: Vec<SweepEntry>,
+}
+
+/// One shape of a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepEntry {
+    /// Family tag.
+    pub family: String,
+    /// The shape.
+    pub shape: Shape,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    shape: Vec<Row>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row {
+    family: String,
+    #[serde(flatten)]
+    spec: ShapeSpec,
+}
+
+/// Why a sweep file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// Not valid TOML for a sweep.
+    #[error("sweep file is not valid: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A shape in it is invalid.
+    #[error("shape #{index} ({family}) is invalid: {source}")]
+    Shape {
+        /// 1-based position in the file.
+        index: usize,
+        /// Its family.
+        family: String,
+        /// Why.
+        source: planner::ShapeError,
+    },
+    /// It lists no shapes.
+    #[error("sweep `{0}` lists no shapes")]
+    Empty(String),
+}
+
+impl Sweep {
+    /// Parses a sweep file's text.
+    pub fn parse(text: &str) -> Result<Sweep, SweepError> {
+        let file: File = toml::from_str(text)?;
+        let _ = file.description;
+        if file.shape.is_empty() {
+            return Err(SweepError::Empty(file.name));
+        }
+        let entries = file
+            .shape
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let shape = row.spec.validate().map_err(|source| SweepError::Shape {
+                    index: i + 1,
+                    family: row.family.clone(),
+                    source,
+                })?;
+                Ok(SweepEntry {
+                    family: row.family,
+                    shape,
+                })
+            })
+            .collect::<Result<_, SweepError>>()?;
+        Ok(Sweep {
+            name: file.name,
+            entries,
+        })
+    }
+
+    /// A sweep of one ad-hoc shape.
+    pub fn single(shape: Shape) -> Sweep {
+        Sweep {
+            name: "ad-hoc".into(),
+            entries: vec![SweepEntry {
+                family: "ad-hoc".into(),
+                shape,
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_sweep_meets_its_brief() {
+        let sweep = Sweep::parse(DEFAULT_SWEEP).unwrap();
+        assert!(sweep.entries.len() >= 24);
+        let params: Vec<u64> = sweep
+            .entries
+            .iter()
+            .map(|e| e.shape.accounting().params.total)
+            .collect();
+        assert!(*params.iter().min().unwrap() <= 70_000);
+        assert!(*params.iter().max().unwrap() >= 124_000_000);
+        assert!(params.contains(&124_439_808), "GPT-2 small is in the sweep");
+        let seqs: std::collections::BTreeSet<u64> = sweep.entries.iter().map(|e| e.shape.seq()).collect();
+        assert!(seqs.contains(&32) && seqs.contains(&512));
+        let batches: std::collections::BTreeSet<u64> =
+            sweep.entries.iter().map(|e| e.shape.batch()).collect();
+        assert!(batches.is_superset(&[1, 4, 8].into()));
+        // Iso-parameter families: 3+ depth/width splits within ±10% non-embedding params.
+        for fam in ["iso-3M", "iso-25M", "iso-85M"] {
+            let members: Vec<&SweepEntry> = sweep.entries.iter().filter(|e| e.family == fam).collect();
+            assert!(members.len() >= 3, "{fam}");
+            let ne: Vec<f64> = members
+                .iter()
+                .map(|e| e.shape.accounting().params.non_embedding as f64)
+                .collect();
+            let (lo, hi) = ne
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+            assert!(hi / lo < 1.1, "{fam}: {lo}..{hi}");
+        }
+    }
+
+    #[test]
+    fn quick_sweep_is_tiny() {
+        let sweep = Sweep::parse(QUICK_SWEEP).unwrap();
+        assert!(
+            sweep
+                .entries
+                .iter()
+                .all(|e| e.shape.accounting().params.total < 1_000_000)
+        );
+    }
+
+    #[test]
+    fn bad_sweeps_say_why() {
+        let bad = "name = \"x\"\n[[shape]]\nfamily = \"f\"\nlayers = 2\nd_model = 100\nheads = 3\n";
+        let err = Sweep::parse(bad).unwrap_err().to_string();
+        assert!(
+            err.contains("shape #1 (f) is invalid: d_model (100) must be divisible by heads (3)"),
+            "{err}"
+        );
+        assert!(
+            Sweep::parse("name = \"x\"\nshape = []")
+                .unwrap_err()
+                .to_string()
+                .contains("no shapes")
+        );
+        assert!(Sweep::parse("name = 3").is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! Exact parameter, FLOP and byte counts of a GPT-2-style decoder.
+//!
+//! The model: token and learned positional embeddings; L pre-LayerNorm blocks
+//! (LayerNorm, fused QKV projection with bias, causal multi-head attention,
+//! output projection with bias, LayerNorm, MLP d→d_ff→d with biases and GELU);
+//! a final LayerNorm; an LM head tied to the token embedding (no own weights).
+//!
+//! FLOPs count a multiply-add as 2 and cover the matrix products only
+//! (normalisation, softmax and GELU are counted as element traffic instead).
+//! Attention is counted over the full n×n score matrix, as CPU kernels compute it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ShapeError;
+use crate::shape::Shape;
+
+/// Bytes per element: every measured model runs in f32.
+pub const BYTES_PER_ELEMENT: u64 = 4;
+
+/// Parameter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Every parameter, the tied LM head counted once (GPT-2's published count).
+    pub total: u64,
+    /// Everything but the token and position embeddings (Kaplan et al.'s N),
+    /// biases and LayerNorms included.
+    pub non_embedding: u64,
+    /// Token embedding V·d (also the LM head weight).
+    pub token_embedding: u64,
+    /// Learned positions P·d.
+    pub position_embedding: u64,
+    /// One transformer block.
+    pub per_layer: u64,
+}
+
+/// Forward FLOPs by component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flops {
+    /// QKV and output projections, all layers: 8·T·d² per layer.
+    pub attention_projections: u64,
+    /// Scores QKᵀ and the weighted sum, all layers: 4·b·n²·d per layer.
+    pub attention_scores: u64,
+    /// The MLP, all layers: 4·T·d·d_ff per layer.
+    pub mlp: u64,
+    /// LM head: 2·T·d·V.
+    pub lm_head: u64,
+    /// Sum of the above.
+    pub total: u64,
+}
+
+/// Bytes of weights and of the main activations (f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bytes {
+    /// All weights.
+    pub weights: u64,
+    /// Weights read by the blocks in one forward (non-embedding).
+    pub block_weights: u64,
+    /// Residual stream of one block: T·d.
+    pub residual: u64,
+    /// Largest live set inside one block: QKV, scores b·h·n², MLP hidden T·d_ff.
+    pub block_peak: u64,
+    /// Logits T·V.
+    pub logits: u64,
+    /// Element traffic of the memory-bound ops over all layers (LayerNorm,
+    /// GELU, residual adds, softmax), in elements: a feature for the latency model.
+    pub elementwise_elements: u64,
+}
+
+/// All counts for one shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounting {
+    /// Parameters.
+    pub params: Params,
+    /// Forward FLOPs.
+    pub flops: Flops,
+    /// Memory.
+    pub bytes: Bytes,
+}
+
+struct Checked {
+    what: &'static str,
+}
+
+impl Checked {
+    fn mul(&self, xs: &[u64]) -> Result<u64, ShapeError> {
+        xs.iter()
+            .try_fold(1u64, |acc, &x| acc.checked_mul(x))
+            .ok_or(ShapeError::Overflow { what: self.what })
+    }
+    fn add(&self, xs: &[u64]) -> Result<u64, ShapeError> {
+        xs.iter()
+            .try_fold(0u64, |acc, &x| acc.checked_add(x))
+            .ok_or(ShapeError::Overflow { what: self.what })
+    }
+}
+
+impl Accounting {
+    /// Counts everything, failing instead of overflowing.
+    pub(crate) fn try_of(s: &Shape) -> Result<Self, ShapeError> {
+        let (l, d, ff, v, p) = (s.layers(), s.d_model(), s.d_ff(), s.vocab(), s.positions());
+        let (n, b, h) = (s.seq(), s.batch(), s.heads());
+
+        let c = Checked { what: "parameters" };
+        let token_embedding = c.mul(&[v, d])?;
+        let position_embedding = c.mul(&[p, d])?;
+        // 2 LayerNorms (2d each) + QKV (3d² + 3d) + out (d² + d) + MLP (2·d·ff + ff + d).
+        let per_layer = c.add(&[
+            c.mul(&[4, d])?,
+            c.mul(&[4, d, d])?,
+            c.mul(&[4, d])?,
+            c.mul(&[2, d, ff])?,
+            ff,
+            d,
+        ])?;
+        let non_embedding = c.add(&[c.mul(&[l, per_layer])?, c.mul(&[2, d])?])?;
+        let total = c.add(&[non_embedding, token_embedding, position_embedding])?;
+
+        let c = Checked { what: "FLOPs" };
+        let t = c.mul(&[b, n])?;
+        let attention_projections = c.mul(&[l, 8, t, d, d])?;
+        let attention_scores = c.mul(&[l, 4, b, n, n, d])?;
+        let mlp = c.mul(&[l, 4, t, d, ff])?;
+        let lm_head = c.mul(&[2, t, d, v])?;
+        let flops_total = c.add(&[attention_projections, attention_scores, mlp, lm_head])?;
+
+        let c = Checked { what: "bytes" };
+        let e = BYTES_PER_ELEMENT;
+        let residual = c.mul(&[e, t, d])?;
+        let scores = c.mul(&[e, b, h, n, n])?;
+        let block_peak = c.add(&[c.mul(&[e, 3, t, d])?, scores, c.mul(&[e, t, ff])?, residual])?;
+        // Per layer: 2 LayerNorms and 2 residual adds over T·d, GELU over T·ff,
+        // softmax over b·h·n² (each element read and written once).
+        let per_layer_elements = c.add(&[c.mul(&[4, t, d])?, c.mul(&[t, ff])?, c.mul(&[b, h, n, n])?])?;
+        Ok(Accounting {
+            params: Params {
+                total,
+                non_embedding,
+                token_embedding,
+                position_embedding,
+                per_layer,
+            },
+            flops: Flops {
+                attention_projections,
+                attention_scores,
+                mlp,
+                lm_head,
+                total: flops_total,
+            },
+            bytes: Bytes {
+                weights: c.mul(&[e, total])?,
+                block_weights: c.mul(&[e, non_embedding])?,
+                residual,
+                block_peak,
+                logits: c.mul(&[e, t, v])?,
+                elementwise_elements: c.mul(&[l, per_layer_elements])?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::shape::ShapeSpec;
+
+    #[test]
+    fn gpt2_small_has_its_published_parameter_count() {
+        let s = ShapeSpec {
+            heads: Some(12),
+            ..ShapeSpec::new(12, 768)
+        }
+        .validate()
+        .unwrap();
+        let a = s.accounting();
+        assert_eq!(a.params.total, 124_439_808);
+        assert_eq!(a.params.non_embedding, 85_056_000);
+    }
+
+    #[test]
+    fn gpt2_medium_count() {
+        // GPT-2 medium (L=24, d=1024): 354,823,168 parameters with the tied head.
+        let s = ShapeSpec {
+            heads: Some(16),
+            ..ShapeSpec::new(24, 1024)
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(s.accounting().params.total, 354_823_168);
+    }
+
+    #[test]
+    fn flops_split_matches_closed_forms() {
+        let s = ShapeSpec {
+            seq: Some(128),
+            batch: Some(2),
+            ..ShapeSpec::new(3, 256)
+        }
+        .validate()
+        .unwrap();
+        let f = s.accounting().flops;
+        let (l, d, t, n, b, v) = (3u64, 256u64, 256u64, 128u64, 2u64, 50257u64);
+        assert_eq!(f.attention_projections, l * 8 * t * d * d);
+        assert_eq!(f.mlp, l * 16 * t * d * d);
+        assert_eq!(f.attention_scores, l * 4 * b * n * n * d);
+        assert_eq!(f.lm_head, 2 * t * d * v);
+        assert_eq!(
+            f.total,
+            f.attention_projections + f.mlp + f.attention_scores + f.lm_head
+        );
+    }
+
+    #[test]
+    fn non_embedding_is_about_twelve_l_d_squared() {
+        let s = ShapeSpec::new(24, 1024).validate().unwrap();
+        let approx = 12 * 24 * 1024 * 1024;
+        let exact = s.accounting().params.non_embedding as f64;
+        assert!((exact / approx as f64 - 1.0).abs() < 0.01);
+    }
+}

@@ -1,0 +1,324 @@
+//! The profile file format: fitted latency models of one machine.
+//!
+//! A profile is JSON written by `bench fit` / `bench profile` and read by the
+//! planner (CLI and web). Layout (schema version 1):
+//!
+//! ```text
+//! {
+//!   "schema_version": 1,
+//!   "name": "xeon-2core-cpu",            // free text shown to users
+//!   "created_utc": "2026-11-26T10:00:00Z",
+//!   "source": "data/measurements/...jsonl (412 measurements)",
+//!   "backends": [{
+//!     "backend": "flex",                  // name as `bench --backend` takes it
+//!     "device": "cpu",                    // "cpu" | "gpu"
+//!     "fingerprint": {"cpu": "...", ...}, // string map, from the measurements
+//!     "measurements": 48,                 // shapes the fit used
+//!     "model": {"kind": "physics", "terms": [{"term": "matmul_gflop", "value": 4.1, "std_error": 0.1}, ...]},
+//!     "alternatives": [{"name": "tr121_linear", "model": {...}, "r2": .., "adj_r2": .., "held_out": {...}}],
+//!     "validity": {"layers": [1, 24], "d_model": [32, 1024], ...},
+//!     "residuals": {"quantiles": [[0.05, 0.95], [0.5, 1.0], [0.95, 1.06]]},  // held-out measured/predicted
+//!     "held_out": {"mape_pct": 3.1, "within_10pct": 0.97, ...},
+//!     "regimes": {"breakpoints_params": [2.1e6], "segments": [{"from_params": .., "to_params": .., "exponent": .., "intercept": ..}]},
+//!     "noise_floor_pct": 1.8
+//!   }]
+//! }
+//! ```
+//!
+//! Every field is required unless marked optional; unknown fields are rejected
+//! so that a typo does not pass silently. Loading goes through [`Profile::from_json`],
+//! which checks the version and the numbers.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ProfileError;
+use crate::model::LatencyModel;
+use crate::shape::Shape;
+
+/// The schema version this build writes and reads.
+pub const PROFILE_SCHEMA_VERSION: u32 = 1;
+
+/// Largest profile text accepted (the web page takes user files).
+pub const MAX_PROFILE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Fitted models for one machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// [`PROFILE_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Name shown to users.
+    pub name: String,
+    /// When it was fitted (RFC 3339, UTC).
+    pub created_utc: String,
+    /// Where the measurements came from.
+    pub source: String,
+    /// One entry per backend.
+    pub backends: Vec<BackendProfile>,
+}
+
+/// CPU or GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceClass {
+    /// A CPU backend.
+    Cpu,
+    /// A GPU backend.
+    Gpu,
+}
+
+/// Models and metrics of one backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendProfile {
+    /// Backend name (`flex`, `ndarray`, `wgpu`, ...).
+    pub backend: String,
+    /// CPU or GPU.
+    pub device: DeviceClass,
+    /// Hardware and software the measurements were taken on.
+    pub fingerprint: BTreeMap<String, String>,
+    /// Number of measured shapes used in the fit.
+    pub measurements: usize,
+    /// The model used for prediction (chosen by held-out error).
+    pub model: LatencyModel,
+    /// Other fitted models, for comparison (TR121's among them).
+    pub alternatives: Vec<AlternativeModel>,
+    /// Ranges of the measured shapes: predictions outside are extrapolations.
+    pub validity: Validity,
+    /// Distribution of held-out measured/predicted ratios, for prediction intervals.
+    pub residuals: Residuals,
+    /// Held-out accuracy of `model`.
+    pub held_out: Accuracy,
+    /// Scaling regimes found in the data.
+    pub regimes: Regimes,
+    /// Median relative difference between repeated measurements (%), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_floor_pct: Option<f64>,
+}
+
+/// A model kept for comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlternativeModel {
+    /// Short name (`tr121_linear`, `power_law_total`, `loglog`, ...).
+    pub name: String,
+    /// The fitted model.
+    pub model: LatencyModel,
+    /// In-sample R² (of the fitted quantity: t for linear, ln t for log models).
+    pub r2: f64,
+    /// In-sample adjusted R².
+    pub adj_r2: f64,
+    /// Held-out accuracy.
+    pub held_out: Accuracy,
+}
+
+/// Inclusive ranges of the measured dimensions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validity {
+    /// Layers.
+    pub layers: [u64; 2],
+    /// Width.
+    pub d_model: [u64; 2],
+    /// Heads.
+    pub heads: [u64; 2],
+    /// Sequence.
+    pub seq: [u64; 2],
+    /// Batch.
+    pub batch: [u64; 2],
+    /// Vocabulary.
+    pub vocab: [u64; 2],
+    /// Total parameters.
+    pub params_total: [u64; 2],
+}
+
+impl Validity {
+    /// Names of the dimensions of `shape` outside the measured ranges.
+    pub fn outside(&self, shape: &Shape) -> Vec<&'static str> {
+        let checks = [
+            ("layers", shape.layers(), self.layers),
+            ("d_model", shape.d_model(), self.d_model),
+            ("heads", shape.heads(), self.heads),
+            ("seq", shape.seq(), self.seq),
+            ("batch", shape.batch(), self.batch),
+            ("vocab", shape.vocab(), self.vocab),
+            ("params", shape.accounting().params.total, self.params_total),
+        ];
+        checks
+            .into_iter()
+            .filter(|(_, v, [lo, hi])| v < lo || v > hi)
+            .map(|(name, _, _)| name)
+            .collect()
+    }
+}
+
+/// Held-out residual distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Residuals {
+    /// `[probability, measured/predicted]` pairs, probability ascending.
+    pub quantiles: Vec<[f64; 2]>,
+}
+
+impl Residuals {
+    /// The ratio at probability `p` (linear interpolation between stored quantiles).
+    pub fn ratio_at(&self, p: f64) -> f64 {
+        let q = &self.quantiles;
+        if q.is_empty() {
+            return 1.0;
+        }
+        if p <= q[0][0] {
+            return q[0][1];
+        }
+        for w in q.windows(2) {
+            let ([p0, r0], [p1, r1]) = (w[0], w[1]);
+            if p <= p1 {
+                let t = if p1 > p0 { (p - p0) / (p1 - p0) } else { 0.0 };
+                return r0 + t * (r1 - r0);
+            }
+        }
+        q[q.len() - 1][1]
+    }
+}
+
+/// Held-out accuracy metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accuracy {
+    /// How the held-out predictions were made (`10-fold`, `leave-one-family-out`, ...).
+    pub method: String,
+    /// Number of held-out predictions.
+    pub n: usize,
+    /// Mean absolute percentage error.
+    pub mape_pct: f64,
+    /// Fraction of predictions within ±10%.
+    pub within_10pct: f64,
+    /// Worst absolute percentage error.
+    pub worst_pct: f64,
+    /// Spearman rank correlation of predicted vs measured.
+    pub spearman: f64,
+    /// Fraction of held-out pairs whose faster member is named correctly.
+    pub pairwise: f64,
+}
+
+/// Scaling regimes in log latency vs log params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regimes {
+    /// Breakpoints in total params, ascending.
+    pub breakpoints_params: Vec<f64>,
+    /// One segment more than breakpoints.
+    pub segments: Vec<Segment>,
+}
+
+/// One regime: latency ∝ params^exponent between two sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    /// Lower bound of params (measured).
+    pub from_params: f64,
+    /// Upper bound of params (measured).
+    pub to_params: f64,
+    /// Scaling exponent of latency in params.
+    pub exponent: f64,
+    /// ln-latency intercept (ln ms at 1 param).
+    pub intercept: f64,
+}
+
+impl Profile {
+    /// Parses and checks a profile.
+    pub fn from_json(text: &str) -> Result<Profile, ProfileError> {
+        if text.len() > MAX_PROFILE_BYTES {
+            return Err(ProfileError::Invalid(format!(
+                "file is {} bytes, above the {} byte limit",
+                text.len(),
+                MAX_PROFILE_BYTES
+            )));
+        }
+        // Read the version first so an old file gets a version error, not a field error.
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            schema_version: Option<u32>,
+        }
+        let version: VersionOnly = serde_json::from_str(text)?;
+        match version.schema_version {
+            Some(PROFILE_SCHEMA_VERSION) => {}
+            Some(found) => {
+                return Err(ProfileError::Version {
+                    found,
+                    expected: PROFILE_SCHEMA_VERSION,
+                });
+            }
+            None => return Err(ProfileError::Invalid("missing `schema_version`".into())),
+        }
+        let profile: Profile = serde_json::from_str(text)?;
+        profile.check()?;
+        Ok(profile)
+    }
+
+    /// Serialises as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("profiles always serialise")
+    }
+
+    fn check(&self) -> Result<(), ProfileError> {
+        let invalid = |m: String| Err(ProfileError::Invalid(m));
+        if self.backends.is_empty() {
+            return invalid("it has no backends".into());
+        }
+        for b in &self.backends {
+            if b.backend.trim().is_empty() {
+                return invalid("a backend has an empty name".into());
+            }
+            if self.backends.iter().filter(|o| o.backend == b.backend).count() > 1 {
+                return invalid(format!("backend `{}` appears twice", b.backend));
+            }
+            b.model
+                .check()
+                .or_else(|m| invalid(format!("backend `{}`: {m}", b.backend)))?;
+            let q = &b.residuals.quantiles;
+            let sorted = q.windows(2).all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1]);
+            let sane = q
+                .iter()
+                .all(|[p, r]| (0.0..=1.0).contains(p) && r.is_finite() && *r > 0.0);
+            if q.is_empty() || !sorted || !sane {
+                return invalid(format!(
+                    "backend `{}`: residual quantiles must be non-empty, in [0,1] with positive ratios, and ascending",
+                    b.backend
+                ));
+            }
+            let v = &b.validity;
+            let ranges = [
+                v.layers,
+                v.d_model,
+                v.heads,
+                v.seq,
+                v.batch,
+                v.vocab,
+                v.params_total,
+            ];
+            if ranges.iter().any(|[lo, hi]| lo > hi) {
+                return invalid(format!("backend `{}`: a validity range has min > max", b.backend));
+            }
+        }
+        Ok(())
+    }
+
+    /// The backend entry with this name.
+    pub fn backend(&self, name: &str) -> Result<&BackendProfile, ProfileError> {
+        self.backends
+            .iter()
+            .find(|b| b.backend == name)
+            .ok_or_else(|| ProfileError::UnknownBackend {
+                name: name.to_string(),
+                available: self.backend_names().join(", "),
+            })
+    }
+
+    /// Names of all backends.
+    pub fn backend_names(&self) -> Vec<String> {
+        self.backends.iter().map(|b| b.backend.clone()).collect()
+    }
+}
