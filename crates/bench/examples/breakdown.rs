@@ -68,16 +68,7 @@ fn main() {
     let fc2 = median_ms(|| drop(hidden.clone().matmul(w_fc2.clone())), &device, runs);
     let act = median_ms(|| drop(gelu(hidden.clone())), &device, runs);
     let att = median_ms(
-        || {
-            drop(attention(
-                q.clone(),
-                q.clone(),
-                q.clone(),
-                None,
-                None,
-                opts.clone(),
-            ))
-        },
+        || drop(attention(q.clone(), q.clone(), q.clone(), None, None, opts)),
         &device,
         runs,
     );
@@ -87,8 +78,7 @@ fn main() {
         &device,
         runs,
     );
-    let head_wx_c = 0.0;
-    println!("lm head as (W·xT)T {head_wx:8.2} ms; contiguous {head_wx_c:8.2} ms");
+    println!("lm head as (W·xT)T {head_wx:8.2} ms");
     println!("backend {backend}, shape {shape}");
     println!(
         "qkv matmul      {qkv:8.2} ms  {:6.1} GFLOP/s",

@@ -6,10 +6,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bench::harness::rounds::Schedule;
 use bench::model::Gelu;
-use bench::record::Status;
+use bench::record::{self, Status};
 use bench::runner::{self, RunOptions};
 use bench::sweep::{self, Sweep};
-use bench::{backend, summary};
+use bench::{backend, fitting, summary};
 use clap::{Args, Parser, Subcommand};
 use planner::ShapeSpec;
 
@@ -28,6 +28,32 @@ struct Cli {
 enum Command {
     /// Measure a sweep (the default command).
     Measure(MeasureArgs),
+    /// Fit measurement files into a profile.
+    Fit(FitArgs),
+    /// Fit, then write the Markdown report with SVG figures.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Clone)]
+struct FitArgs {
+    /// Measurement files or folders of *.jsonl.
+    #[arg(long, default_value = "data/measurements")]
+    measurements: Vec<PathBuf>,
+    /// Where to write the profile.
+    #[arg(long, default_value = "data/profiles/default.json")]
+    out: PathBuf,
+    /// Name stored in the profile.
+    #[arg(long, default_value = "default (2-core Xeon, CPU backends)")]
+    name: String,
+}
+
+#[derive(Args, Clone)]
+struct ReportArgs {
+    #[command(flatten)]
+    fit: FitArgs,
+    /// Folder for report.md and its figures.
+    #[arg(long, default_value = "data/reports")]
+    dir: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -183,11 +209,86 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<bench::record::Measurement>> {
+    let mut all = vec![];
+    for path in paths {
+        let r = if path.is_dir() {
+            record::read_dir(path)
+        } else {
+            record::read(path)
+        }
+        .with_context(|| format!("reading {}", path.display()))?;
+        for (line, why) in &r.skipped {
+            eprintln!("warning: {}: skipped line {line}: {why}", path.display());
+        }
+        all.extend(r.measurements);
+    }
+    if all.is_empty() {
+        bail!("no measurements found in {:?}", paths);
+    }
+    Ok(all)
+}
+
+fn fit(args: &FitArgs) -> anyhow::Result<(Vec<fitting::BackendData>, Vec<fit::profile_fit::BackendFit>)> {
+    let measurements = load(&args.measurements)?;
+    let data = fitting::group(&measurements);
+    let source = format!(
+        "{} ({} measurements)",
+        args.measurements
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        measurements.len()
+    );
+    let newest = measurements
+        .iter()
+        .map(|m| m.timestamp_utc.as_str())
+        .max()
+        .unwrap_or("")
+        .to_string();
+    let (profile, fits) = fitting::fit_profile(&data, &args.name, &source, &newest)?;
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, profile.to_json() + "\n")
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    for f in &fits {
+        let p = &f.profile;
+        eprintln!(
+            "{}: {} shapes, held-out MAPE {:.1}%, {:.0}% within ±10%, pairwise {:.1}%, noise floor {}",
+            p.backend,
+            p.measurements,
+            p.held_out.mape_pct,
+            100.0 * p.held_out.within_10pct,
+            100.0 * p.held_out.pairwise,
+            p.noise_floor_pct.map_or("unknown".into(), |n| format!("{n:.1}%"))
+        );
+    }
+    eprintln!("wrote {}", args.out.display());
+    Ok((data, fits))
+}
+
+fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    let (data, fits) = fit(&args.fit)?;
+    let points: Vec<Vec<fit::Point>> = data.into_iter().map(|d| d.points).collect();
+    let (markdown, files) = fit::report::render(&fits, &points);
+    std::fs::create_dir_all(&args.dir)?;
+    std::fs::write(args.dir.join("report.md"), markdown)?;
+    for (name, svg) in files {
+        std::fs::write(args.dir.join(name), svg)?;
+    }
+    eprintln!("wrote {}", args.dir.join("report.md").display());
+    Ok(())
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => measure(cli.measure),
         Some(Command::Measure(args)) => measure(args),
+        Some(Command::Fit(args)) => fit(&args).map(|_| ()),
+        Some(Command::Report(args)) => report(&args),
     }
 }

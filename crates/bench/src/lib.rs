@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod fingerprint;
+pub mod fitting;
 pub mod harness;
 pub mod model;
 pub mod record;

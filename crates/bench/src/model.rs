@@ -205,7 +205,7 @@ mod tests {
             let model = Decoder::new(&shape, gelu, &device);
             let logits = model.forward(Decoder::input(&shape, &device));
             assert_eq!(logits.dims(), [3, 16, 300]);
-            let values: Vec<f32> = logits.into_data().to_vec().unwrap();
+            let values: Vec<f32> = logits.into_data().try_to_vec::<f32>().unwrap();
             assert!(values.iter().all(|v| v.is_finite()));
         }
     }

@@ -3,9 +3,13 @@
 //! Pure: takes measured points, returns fitted models, metrics and profile
 //! entries. Reading files and printing is the benchmarker's job.
 
+pub mod cv;
 pub mod lstsq;
 pub mod metrics;
 pub mod models;
+pub mod profile_fit;
+pub mod regimes;
+pub mod report;
 
 use planner::Shape;
 use thiserror::Error;

@@ -72,6 +72,8 @@ pub fn nnls(columns: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
     let m = y.len();
     let mut x = vec![0.0; p];
     let mut passive = vec![false; p];
+    // Columns found dependent on the passive set are never tried again.
+    let mut rejected = vec![false; p];
     let residual = |x: &[f64]| -> Vec<f64> {
         (0..m)
             .map(|i| y[i] - (0..p).map(|j| columns[j][i] * x[j]).sum::<f64>())
@@ -84,7 +86,7 @@ pub fn nnls(columns: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
             .map(|j| columns[j].iter().zip(&r).map(|(a, b)| a * b).sum())
             .collect();
         let candidate = (0..p)
-            .filter(|&j| !passive[j] && w[j] > tol)
+            .filter(|&j| !passive[j] && !rejected[j] && w[j] > tol)
             .max_by(|&a, &b| w[a].total_cmp(&w[b]));
         let Some(j) = candidate else { break };
         passive[j] = true;
@@ -95,6 +97,7 @@ pub fn nnls(columns: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
             let Some(z) = lstsq(&cols, y) else {
                 // Dependent column: drop the one just added.
                 passive[j] = false;
+                rejected[j] = true;
                 break;
             };
             if z.iter().all(|&v| v > 0.0) {

@@ -99,6 +99,16 @@ pub fn accuracy(method: &str, predicted: &[f64], measured: &[f64]) -> Accuracy {
     }
 }
 
+/// Median of sorted data.
+pub fn median_sorted(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

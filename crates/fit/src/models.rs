@@ -50,8 +50,11 @@ fn varies(points: &[Point], f: impl Fn(&Shape) -> f64) -> bool {
     points.iter().any(|p| f(&p.shape) != first)
 }
 
-/// OLS with an intercept on the given regressors; returns (β incl. intercept, SE).
-fn ols(y: &[f64], xs: &[Vec<f64>]) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), FitError> {
+/// β (intercept first), their standard errors, and the fitted values.
+struct OlsFit(Vec<f64>, Vec<f64>, Vec<f64>);
+
+/// OLS with an intercept on the given regressors.
+fn ols(y: &[f64], xs: &[Vec<f64>]) -> Result<OlsFit, FitError> {
     let n = y.len();
     let p = xs.len() + 1;
     if n <= p {
@@ -69,7 +72,7 @@ fn ols(y: &[f64], xs: &[Vec<f64>]) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), Fit
     let fitted: Vec<f64> = (0..n)
         .map(|i| beta[0] + xs.iter().zip(&beta[1..]).map(|(x, b)| x[i] * b).sum::<f64>())
         .collect();
-    Ok((beta, model.se().to_vec(), fitted))
+    Ok(OlsFit(beta, model.se().to_vec(), fitted))
 }
 
 impl ModelSpec {
@@ -94,7 +97,7 @@ impl ModelSpec {
                     .iter()
                     .map(|v| points.iter().map(|p| tr(v.value(&p.shape))).collect())
                     .collect();
-                let (beta, se, fitted) = ols(&y, &xs)?;
+                let OlsFit(beta, se, fitted) = ols(&y, &xs)?;
                 let (r2, adj_r2) = r2(&y, &fitted, beta.len());
                 let coefficients = std::iter::once(Variable::Intercept)
                     .chain(vars)

@@ -29,11 +29,13 @@ pub enum Term {
     ElementwiseMelem,
     /// L·b·h: per-head work items of attention (ms per head-layer).
     HeadLayers,
+    /// Million logits written (T·V): the LM head's output traffic, independent of width.
+    LogitsMelem,
 }
 
 impl Term {
     /// Every term, in a stable order.
-    pub const ALL: [Term; 8] = [
+    pub const ALL: [Term; 9] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -42,6 +44,7 @@ impl Term {
         Term::WeightMb,
         Term::ElementwiseMelem,
         Term::HeadLayers,
+        Term::LogitsMelem,
     ];
 
     /// Stable snake_case name (as in profiles).
@@ -55,6 +58,7 @@ impl Term {
             Term::WeightMb => "weight_mb",
             Term::ElementwiseMelem => "elementwise_melem",
             Term::HeadLayers => "head_layers",
+            Term::LogitsMelem => "logits_melem",
         }
     }
 
@@ -65,7 +69,7 @@ impl Term {
             Term::Layers => "ms/layer",
             Term::MatmulGflop | Term::AttentionGflop | Term::LmHeadGflop => "ms/GFLOP",
             Term::WeightMb => "ms/MB",
-            Term::ElementwiseMelem => "ms/Melem",
+            Term::ElementwiseMelem | Term::LogitsMelem => "ms/Melem",
             Term::HeadLayers => "ms/(head·layer)",
         }
     }
@@ -77,7 +81,7 @@ impl Term {
             Term::Layers => Component::PerLayerFixed,
             Term::MatmulGflop => Component::Mlp, // split further by FLOP share in predict
             Term::AttentionGflop | Term::HeadLayers => Component::Attention,
-            Term::LmHeadGflop => Component::LmHead,
+            Term::LmHeadGflop | Term::LogitsMelem => Component::LmHead,
             Term::WeightMb | Term::ElementwiseMelem => Component::MemoryTraffic,
         }
     }
@@ -127,6 +131,7 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
         Term::WeightMb => (a.bytes.block_weights + a.params.token_embedding * 4) as f64 / 1e6,
         Term::ElementwiseMelem => a.bytes.elementwise_elements as f64 / 1e6,
         Term::HeadLayers => (shape.layers() * shape.batch() * shape.heads()) as f64,
+        Term::LogitsMelem => (shape.tokens() * shape.vocab()) as f64 / 1e6,
     }
 }
 

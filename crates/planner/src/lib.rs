@@ -7,8 +7,11 @@
 pub mod accounting;
 pub mod error;
 pub mod features;
+pub mod format;
 pub mod model;
+pub mod predict;
 pub mod profile;
+pub mod recommend;
 pub mod shape;
 
 pub use accounting::Accounting;
@@ -17,3 +20,21 @@ pub use features::{Component, Term};
 pub use model::LatencyModel;
 pub use profile::Profile;
 pub use shape::{Shape, ShapeSpec};
+
+/// The default profile, fitted from the committed CPU measurements
+/// (`data/profiles/default.json`).
+pub const DEFAULT_PROFILE_JSON: &str = include_str!("../../../data/profiles/default.json");
+
+/// Parses the embedded default profile.
+pub fn default_profile() -> Profile {
+    Profile::from_json(DEFAULT_PROFILE_JSON).expect("the embedded profile is valid (a test checks it)")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn embedded_profile_loads() {
+        let p = super::default_profile();
+        assert!(!p.backends.is_empty());
+    }
+}

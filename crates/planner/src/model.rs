@@ -21,6 +21,8 @@ pub enum Variable {
     Seq,
     /// b.
     Batch,
+    /// Vocabulary V.
+    Vocab,
     /// Total parameters.
     ParamsTotal,
     /// Non-embedding parameters.
@@ -37,6 +39,7 @@ impl Variable {
             Variable::Heads => s.heads() as f64,
             Variable::Seq => s.seq() as f64,
             Variable::Batch => s.batch() as f64,
+            Variable::Vocab => s.vocab() as f64,
             Variable::ParamsTotal => s.accounting().params.total as f64,
             Variable::ParamsNonEmbedding => s.accounting().params.non_embedding as f64,
         }
@@ -51,6 +54,7 @@ impl Variable {
             Variable::Heads => "h",
             Variable::Seq => "n",
             Variable::Batch => "b",
+            Variable::Vocab => "V",
             Variable::ParamsTotal => "params",
             Variable::ParamsNonEmbedding => "params_non_embedding",
         }

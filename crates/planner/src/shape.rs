@@ -135,7 +135,7 @@ impl Shape {
                 return Err(ShapeError::TooLarge { name, value, max });
             }
         }
-        if self.d_model % self.heads != 0 {
+        if !self.d_model.is_multiple_of(self.heads) {
             return Err(ShapeError::HeadsDoNotDivide {
                 d_model: self.d_model,
                 heads: self.heads,

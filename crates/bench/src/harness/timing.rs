@@ -65,14 +65,20 @@ pub mod fake {
 
     /// Runs take the scripted durations in turn, cycling; counts calls.
     pub struct FakeWorkload {
+        /// The clock it advances.
         pub clock: FakeClock,
+        /// Durations of successive runs, cycled.
         pub script_ms: Vec<f64>,
+        /// Runs executed so far.
         pub executed: usize,
+        /// Syncs so far.
         pub synced: usize,
+        /// Fail on this run (0-based), if set.
         pub fail_at: Option<usize>,
     }
 
     impl FakeWorkload {
+        /// A workload following `script_ms` on `clock`.
         pub fn new(clock: &FakeClock, script_ms: Vec<f64>) -> Self {
             Self {
                 clock: clock.clone(),

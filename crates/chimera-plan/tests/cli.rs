@@ -1,0 +1,149 @@
+//! The CLI as a user runs it: exit codes, messages, and the `--json` contract.
+
+use std::process::{Command, Output};
+
+use proptest::prelude::*;
+
+fn plan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chimera-plan"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn the_headline_command_prints_predictions_and_recommendations() {
+    let o = plan(&["--layers", "16", "--d-model", "512"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("L=16 d=512 h=8 n=128 b=1 V=50257"), "{text}");
+    assert!(text.contains("flex"));
+    assert!(text.contains("same budget"));
+}
+
+#[test]
+fn json_output_is_stable() {
+    let o = plan(&["--layers", "16", "--d-model", "512", "--json", "--top", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in ["shape", "params", "predictions", "recommendations"] {
+        assert!(!v[key].is_null(), "missing {key}");
+    }
+    let p = &v["predictions"][0];
+    for key in ["backend", "latency_ms", "interval_ms", "regime", "extrapolated"] {
+        assert!(!p[key].is_null(), "prediction lacks {key}");
+    }
+    insta::assert_snapshot!("headline_json", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn bad_input_gets_one_line_and_exit_code_2() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--layers", "0", "--d-model", "512"],
+            "layers must be at least 1",
+        ),
+        (
+            &["--layers", "4", "--d-model", "512", "--heads", "7"],
+            "must be divisible by heads",
+        ),
+        (
+            &["--layers", "4", "--d-model", "512", "--seq", "0"],
+            "seq must be at least 1",
+        ),
+        (
+            &["--layers", "4", "--d-model", "512", "--backend", "tpu"],
+            "backend `tpu` is not in the profile",
+        ),
+        (&["--budget", "lots"], "is not a number"),
+        (
+            &[
+                "--layers",
+                "4",
+                "--d-model",
+                "512",
+                "--profile",
+                "/nonexistent.json",
+            ],
+            "reading profile",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = plan(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn malformed_profile_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, "{\"schema_version\": 1, \"name\": 3}").unwrap();
+    let o = plan(&[
+        "--layers",
+        "4",
+        "--d-model",
+        "512",
+        "--profile",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("profile"), "{}", stderr(&o));
+    std::fs::write(&path, "{\"schema_version\": 99}").unwrap();
+    let o = plan(&[
+        "--layers",
+        "4",
+        "--d-model",
+        "512",
+        "--profile",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("schema version 99 is not supported"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn completions_come_from_the_same_definition() {
+    let o = plan(&["--completions", "bash"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--d-model"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Random argument vectors: valid output or a clear error, never a panic.
+    #[test]
+    fn random_arguments_never_panic(
+        layers in prop_oneof![Just("0".to_string()), (1u64..200).prop_map(|v| v.to_string()), Just("x".to_string()), Just("-3".to_string())],
+        d in prop_oneof![(1u64..4096).prop_map(|v| v.to_string()), Just("99999999999999999999".to_string())],
+        heads in proptest::option::of(0u64..64),
+        seq in 0u64..3000,
+        budget in proptest::option::of(prop_oneof![Just("25M".to_string()), Just("1e3".to_string()), Just("nan".to_string())]),
+    ) {
+        let mut args = vec!["--layers".to_string(), layers, "--d-model".to_string(), d, "--seq".to_string(), seq.to_string(), "--json".to_string()];
+        if let Some(h) = heads { args.push("--heads".into()); args.push(h.to_string()); }
+        if let Some(b) = budget { args.push("--budget".into()); args.push(b); }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = plan(&refs);
+        let code = o.status.code();
+        prop_assert!(code == Some(0) || code == Some(2), "{args:?} exited {code:?}: {}", stderr(&o));
+        if code == Some(0) {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            for p in v["predictions"].as_array().unwrap() {
+                let ms = p["latency_ms"].as_f64().unwrap();
+                prop_assert!(ms.is_finite() && ms > 0.0);
+            }
+        } else {
+            prop_assert_eq!(stderr(&o).trim().lines().count(), 1, "one-line error: {}", stderr(&o));
+        }
+    }
+}

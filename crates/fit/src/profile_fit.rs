@@ -1,0 +1,223 @@
+//! From measured points to a profile entry: fit every model, cross-validate,
+//! select the physics terms, and collect what the planner needs.
+
+use std::collections::BTreeMap;
+
+use planner::features::Term;
+use planner::model::Variable;
+use planner::profile::{Accuracy, AlternativeModel, BackendProfile, DeviceClass, Residuals, Validity};
+
+use crate::cv::{k_fold, leave_family_out};
+use crate::metrics::accuracy;
+use crate::models::{Fitted, ModelSpec};
+use crate::regimes::segmented;
+use crate::{FitError, Point};
+
+/// Folds of the k-fold cross-validation.
+pub const FOLDS: usize = 10;
+
+/// Probabilities at which held-out residual ratios are stored.
+pub const RESIDUAL_PROBABILITIES: [f64; 9] = [0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975];
+
+/// A term is kept only if it lowers the held-out MAPE by at least this (points).
+pub const MIN_TERM_GAIN_PCT: f64 = 0.1;
+
+/// Everything fitted for one backend, for the profile and the report.
+#[derive(Debug, Clone)]
+pub struct BackendFit {
+    /// The profile entry.
+    pub profile: BackendProfile,
+    /// Held-out (k-fold) predictions of the chosen model, per point.
+    pub held_out_ms: Vec<f64>,
+    /// Leave-one-iso-family-out accuracy of the chosen model and of each alternative.
+    pub family_out: Vec<(String, Accuracy)>,
+    /// Terms tried in forward selection: (terms, k-fold MAPE).
+    pub selection: Vec<(Vec<Term>, f64)>,
+}
+
+/// The comparison models: name and spec.
+pub fn alternative_specs() -> Vec<(&'static str, ModelSpec)> {
+    use Variable::*;
+    vec![
+        (
+            "tr121_linear",
+            ModelSpec::Linear(vec![Layers, DModel, Heads, Seq, Batch]),
+        ),
+        ("power_law_total", ModelSpec::LogLinear(vec![ParamsTotal])),
+        (
+            "power_law_non_embedding",
+            ModelSpec::LogLinear(vec![ParamsNonEmbedding]),
+        ),
+        (
+            "loglog",
+            ModelSpec::LogLinear(vec![Layers, DModel, Heads, Seq, Batch, Vocab]),
+        ),
+    ]
+}
+
+fn held_out_accuracy(spec: &ModelSpec, points: &[Point]) -> Result<(Vec<f64>, Accuracy), FitError> {
+    let measured: Vec<f64> = points.iter().map(|p| p.median_ms).collect();
+    let predicted = k_fold(spec, points, FOLDS)?;
+    let acc = accuracy(&format!("{FOLDS}-fold"), &predicted, &measured);
+    Ok((predicted, acc))
+}
+
+fn family_out_accuracy(spec: &ModelSpec, points: &[Point]) -> Option<Accuracy> {
+    let (idx, predicted) = leave_family_out(spec, points, "iso-").ok()?;
+    if idx.is_empty() {
+        return None;
+    }
+    let measured: Vec<f64> = idx.iter().map(|&i| points[i].median_ms).collect();
+    Some(accuracy("leave-one-iso-family-out", &predicted, &measured))
+}
+
+/// Greedy forward selection of physics terms by k-fold MAPE.
+fn select_terms(points: &[Point]) -> (Vec<Term>, Vec<(Vec<Term>, f64)>) {
+    let mut chosen: Vec<Term> = vec![];
+    let mut best = f64::INFINITY;
+    let mut trail = vec![];
+    loop {
+        let candidates = Term::ALL.iter().filter(|t| !chosen.contains(t));
+        let mut round_best: Option<(Term, f64)> = None;
+        for &t in candidates {
+            let mut terms = chosen.clone();
+            terms.push(t);
+            terms.sort();
+            let spec = ModelSpec::Physics(terms.clone());
+            if let Ok((_, acc)) = held_out_accuracy(&spec, points) {
+                trail.push((terms, acc.mape_pct));
+                if round_best.is_none_or(|(_, m)| acc.mape_pct < m) {
+                    round_best = Some((t, acc.mape_pct));
+                }
+            }
+        }
+        match round_best {
+            Some((t, mape)) if mape < best - MIN_TERM_GAIN_PCT => {
+                chosen.push(t);
+                chosen.sort();
+                best = mape;
+            }
+            _ => break,
+        }
+    }
+    (chosen, trail)
+}
+
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let rank = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+fn validity(points: &[Point]) -> Validity {
+    let range = |f: &dyn Fn(&Point) -> u64| {
+        let v: Vec<u64> = points.iter().map(f).collect();
+        [*v.iter().min().unwrap_or(&0), *v.iter().max().unwrap_or(&0)]
+    };
+    Validity {
+        layers: range(&|p| p.shape.layers()),
+        d_model: range(&|p| p.shape.d_model()),
+        heads: range(&|p| p.shape.heads()),
+        seq: range(&|p| p.shape.seq()),
+        batch: range(&|p| p.shape.batch()),
+        vocab: range(&|p| p.shape.vocab()),
+        params_total: range(&|p| p.shape.accounting().params.total),
+    }
+}
+
+/// The (seq, batch) most shapes were measured at: regimes compare like with like.
+pub fn base_configuration(points: &[Point]) -> (u64, u64) {
+    let mut counts: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    for p in points {
+        *counts.entry((p.shape.seq(), p.shape.batch())).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(_, c)| c)
+        .map_or((128, 1), |(k, _)| k)
+}
+
+/// Fits one backend's points into a profile entry.
+pub fn fit_backend(
+    backend: &str,
+    device: DeviceClass,
+    fingerprint: BTreeMap<String, String>,
+    points: &[Point],
+    noise_floor_pct: Option<f64>,
+) -> Result<BackendFit, FitError> {
+    if points.len() < 8 {
+        return Err(FitError::TooFewPoints {
+            need: 8,
+            have: points.len(),
+        });
+    }
+    let (terms, selection) = select_terms(points);
+    if terms.is_empty() {
+        return Err(FitError::Degenerate("no physics term could be fitted".into()));
+    }
+    let spec = ModelSpec::Physics(terms);
+    let Fitted { model, .. } = spec.fit(points)?;
+    let (held_out_ms, held_out) = held_out_accuracy(&spec, points)?;
+    let mut family_out = vec![];
+    if let Some(a) = family_out_accuracy(&spec, points) {
+        family_out.push(("physics".to_string(), a));
+    }
+
+    let mut ratios: Vec<f64> = points
+        .iter()
+        .zip(&held_out_ms)
+        .map(|(p, pred)| p.median_ms / pred)
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let residuals = Residuals {
+        quantiles: RESIDUAL_PROBABILITIES
+            .iter()
+            .map(|&p| [p, quantile(&ratios, p)])
+            .collect(),
+    };
+
+    let mut alternatives = vec![];
+    for (name, alt) in alternative_specs() {
+        let Ok(fitted) = alt.fit(points) else { continue };
+        let Ok((_, acc)) = held_out_accuracy(&alt, points) else {
+            continue;
+        };
+        if let Some(a) = family_out_accuracy(&alt, points) {
+            family_out.push((name.to_string(), a));
+        }
+        alternatives.push(AlternativeModel {
+            name: name.to_string(),
+            model: fitted.model,
+            r2: fitted.r2,
+            adj_r2: fitted.adj_r2,
+            held_out: acc,
+        });
+    }
+
+    let (seq, batch) = base_configuration(points);
+    let base: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.shape.seq() == seq && p.shape.batch() == batch)
+        .map(|p| (p.shape.accounting().params.total as f64, p.median_ms))
+        .collect();
+
+    Ok(BackendFit {
+        profile: BackendProfile {
+            backend: backend.to_string(),
+            device,
+            fingerprint,
+            measurements: points.len(),
+            model,
+            alternatives,
+            validity: validity(points),
+            residuals,
+            held_out,
+            regimes: segmented(&base),
+            noise_floor_pct,
+        },
+        held_out_ms,
+        family_out,
+        selection,
+    })
+}

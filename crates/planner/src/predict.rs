@@ -1,0 +1,132 @@
+//! Latency prediction for one shape on one backend.
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::{Component, Term, term_value};
+use crate::model::LatencyModel;
+use crate::profile::{BackendProfile, Profile};
+use crate::shape::Shape;
+
+/// Probability bounds of the prediction interval (a central 90% interval).
+pub const INTERVAL: [f64; 2] = [0.05, 0.95];
+
+/// Time attributed to one component, ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentTime {
+    /// Which component.
+    pub component: Component,
+    /// Its predicted time, ms.
+    pub ms: f64,
+}
+
+/// A prediction for one shape and backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Backend name.
+    pub backend: String,
+    /// Point prediction, ms.
+    pub latency_ms: f64,
+    /// 90% prediction interval, ms, from the held-out error distribution.
+    pub interval_ms: [f64; 2],
+    /// Where the time goes (physics models only; empty otherwise).
+    pub breakdown: Vec<ComponentTime>,
+    /// Regime label: the fitted size segment and the dominant component.
+    pub regime: String,
+    /// ms that one more layer of this width costs ("depth tax").
+    pub depth_tax_ms: f64,
+    /// True when the shape lies outside the measured ranges.
+    pub extrapolated: bool,
+    /// Which dimensions lie outside the measured ranges.
+    pub outside: Vec<String>,
+}
+
+fn breakdown(model: &LatencyModel, shape: &Shape) -> Vec<ComponentTime> {
+    let LatencyModel::Physics { terms } = model else {
+        return vec![];
+    };
+    let a = shape.accounting();
+    let mut parts: Vec<ComponentTime> = vec![];
+    let mut add = |component: Component, ms: f64| match parts.iter_mut().find(|p| p.component == component) {
+        Some(p) => p.ms += ms,
+        None => parts.push(ComponentTime { component, ms }),
+    };
+    for c in terms {
+        let ms = c.value * term_value(c.term, shape);
+        if c.term == Term::MatmulGflop {
+            // Split projections vs MLP by their FLOP shares.
+            let proj = a.flops.attention_projections as f64;
+            let share = proj / (proj + a.flops.mlp as f64);
+            add(Component::Attention, ms * share);
+            add(Component::Mlp, ms * (1.0 - share));
+        } else {
+            add(c.term.component(), ms);
+        }
+    }
+    parts.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    parts
+}
+
+/// Predicts one shape on one backend of a profile.
+pub fn predict_backend(b: &BackendProfile, shape: &Shape) -> Prediction {
+    let latency_ms = b.model.predict_ms(shape).max(f64::MIN_POSITIVE);
+    let interval_ms = [
+        latency_ms * b.residuals.ratio_at(INTERVAL[0]),
+        latency_ms * b.residuals.ratio_at(INTERVAL[1]),
+    ];
+    let parts = breakdown(&b.model, shape);
+    let depth_tax_ms = shape
+        .with_depth_width(shape.layers() + 1, shape.d_model(), shape.heads())
+        .map(|deeper| b.model.predict_ms(&deeper).max(0.0) - latency_ms)
+        .unwrap_or(f64::NAN);
+    let params = shape.accounting().params.total as f64;
+    let segments = &b.regimes.segments;
+    let segment = segments
+        .iter()
+        .position(|s| params <= s.to_params)
+        .unwrap_or(segments.len().saturating_sub(1));
+    let mut regime = match segments.get(segment) {
+        Some(s) => format!(
+            "segment {} of {} (latency ∝ params^{:.2})",
+            segment + 1,
+            segments.len(),
+            s.exponent
+        ),
+        None => "unknown".to_string(),
+    };
+    if let Some(top) = parts.first() {
+        let share = top.ms / latency_ms;
+        regime.push_str(&format!(", {} {:.0}%", top.component.label(), 100.0 * share));
+    }
+    let outside: Vec<String> = b.validity.outside(shape).into_iter().map(String::from).collect();
+    Prediction {
+        backend: b.backend.clone(),
+        latency_ms,
+        interval_ms,
+        breakdown: parts,
+        regime,
+        depth_tax_ms,
+        extrapolated: !outside.is_empty(),
+        outside,
+    }
+}
+
+/// Predicts one shape on every backend of a profile, fastest first.
+pub fn predict_all(profile: &Profile, shape: &Shape) -> Vec<Prediction> {
+    let mut all: Vec<Prediction> = profile
+        .backends
+        .iter()
+        .map(|b| predict_backend(b, shape))
+        .collect();
+    all.sort_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms));
+    all
+}
+
+/// TR121's fixed size classes, for comparison with the fitted segments.
+pub fn tr121_size_class(params_total: u64) -> &'static str {
+    match params_total {
+        p if p < 1_000_000 => "tiny (<1M)",
+        p if p < 50_000_000 => "small (1M–50M)",
+        p if p < 500_000_000 => "medium (50M–500M)",
+        _ => "large (>500M)",
+    }
+}

@@ -1,0 +1,172 @@
+//! Wide-vs-deep recommendations at a fixed parameter budget.
+
+use serde::{Deserialize, Serialize};
+
+use crate::predict::predict_backend;
+use crate::profile::Profile;
+use crate::shape::Shape;
+
+/// Limits on the shapes considered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Constraints {
+    /// Non-embedding parameter budget.
+    pub budget_non_embedding: u64,
+    /// Accept shapes within ±this fraction of the budget.
+    pub tolerance: f64,
+    /// Fewest layers.
+    pub min_layers: u64,
+    /// Most layers.
+    pub max_layers: u64,
+    /// Width of one head (d_model is a multiple of it; small widths use one head).
+    pub head_size: u64,
+}
+
+impl Constraints {
+    /// Defaults: ±10%, 1..=128 layers, heads of 64.
+    pub fn new(budget_non_embedding: u64) -> Self {
+        Self {
+            budget_non_embedding,
+            tolerance: 0.10,
+            min_layers: 1,
+            max_layers: 128,
+            head_size: 64,
+        }
+    }
+}
+
+/// A candidate shape with its best predicted latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Layers.
+    pub layers: u64,
+    /// Width.
+    pub d_model: u64,
+    /// Heads.
+    pub heads: u64,
+    /// Non-embedding params.
+    pub params_non_embedding: u64,
+    /// Total params.
+    pub params_total: u64,
+    /// Fastest backend for it.
+    pub backend: String,
+    /// Predicted latency on that backend, ms.
+    pub latency_ms: f64,
+    /// Proposed latency / this latency (>1: faster than the proposal).
+    pub speedup: f64,
+    /// Outside the measured ranges.
+    pub extrapolated: bool,
+}
+
+/// The answer to "wide or deep?".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    /// Budget searched.
+    pub constraints: Constraints,
+    /// Latency of the proposed shape on its fastest backend, ms (if a shape was proposed).
+    pub proposed_ms: Option<f64>,
+    /// Every candidate, fastest first.
+    pub candidates: Vec<Candidate>,
+    /// Candidates on the params-vs-latency Pareto frontier, fewest params first.
+    pub pareto: Vec<Candidate>,
+    /// The fastest candidate.
+    pub fastest: Option<Candidate>,
+    /// Fastest candidate shallower than the proposal (or than the median depth).
+    pub best_shallow_wide: Option<Candidate>,
+    /// Fastest candidate deeper than the proposal (or than the median depth).
+    pub best_deep_narrow: Option<Candidate>,
+}
+
+fn widths_for(c: &Constraints, layers: u64) -> Vec<u64> {
+    // 12·L·d² ≈ budget, solved for d, then snapped to multiples of the head size.
+    let ideal = (c.budget_non_embedding as f64 / (12.0 * layers as f64)).sqrt();
+    let step = if ideal < c.head_size as f64 * 2.0 {
+        16
+    } else {
+        c.head_size
+    } as f64;
+    let lo = ((ideal / step).floor() * step).max(step) as u64;
+    let mut v = vec![lo, lo + step as u64];
+    v.dedup();
+    v
+}
+
+/// Enumerates shapes at the budget, predicts them on every backend, and
+/// picks the fastest, the Pareto frontier and the best shallow/deep options.
+pub fn recommend(
+    profile: &Profile,
+    base: &Shape,
+    proposed: Option<&Shape>,
+    c: &Constraints,
+) -> Recommendation {
+    let best_on = |s: &Shape| {
+        profile
+            .backends
+            .iter()
+            .map(|b| predict_backend(b, s))
+            .min_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms))
+            .expect("profiles have at least one backend")
+    };
+    let proposed_ms = proposed.map(|p| best_on(p).latency_ms);
+    let budget = c.budget_non_embedding as f64;
+    let mut candidates = vec![];
+    for layers in c.min_layers.max(1)..=c.max_layers.max(c.min_layers.max(1)) {
+        for d in widths_for(c, layers) {
+            let heads = if d >= c.head_size && d % c.head_size == 0 {
+                d / c.head_size
+            } else {
+                1
+            };
+            let Ok(shape) = base.with_depth_width(layers, d, heads) else {
+                continue;
+            };
+            let a = shape.accounting();
+            let ne = a.params.non_embedding as f64;
+            if (ne / budget - 1.0).abs() > c.tolerance {
+                continue;
+            }
+            let p = best_on(&shape);
+            candidates.push(Candidate {
+                layers,
+                d_model: d,
+                heads,
+                params_non_embedding: a.params.non_embedding,
+                params_total: a.params.total,
+                backend: p.backend.clone(),
+                latency_ms: p.latency_ms,
+                speedup: proposed_ms.map_or(1.0, |m| m / p.latency_ms),
+                extrapolated: p.extrapolated,
+            });
+        }
+    }
+    candidates.sort_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms));
+    let mut by_params = candidates.clone();
+    by_params.sort_by_key(|c| c.params_non_embedding);
+    let mut pareto: Vec<Candidate> = vec![];
+    // A shape is dominated if another has no more params and no more latency.
+    for cand in &by_params {
+        let dominated = by_params.iter().any(|o| {
+            o.params_non_embedding <= cand.params_non_embedding
+                && o.latency_ms <= cand.latency_ms
+                && (o.params_non_embedding < cand.params_non_embedding || o.latency_ms < cand.latency_ms)
+        });
+        if !dominated {
+            pareto.push(cand.clone());
+        }
+    }
+    let pivot = proposed.map(|p| p.layers()).unwrap_or_else(|| {
+        let mut depths: Vec<u64> = candidates.iter().map(|c| c.layers).collect();
+        depths.sort();
+        depths.get(depths.len() / 2).copied().unwrap_or(1)
+    });
+    let best_shallow_wide = candidates.iter().find(|c| c.layers < pivot).cloned();
+    let best_deep_narrow = candidates.iter().find(|c| c.layers > pivot).cloned();
+    Recommendation {
+        constraints: c.clone(),
+        proposed_ms,
+        fastest: candidates.first().cloned(),
+        candidates,
+        pareto,
+        best_shallow_wide,
+        best_deep_narrow,
+    }
+}
