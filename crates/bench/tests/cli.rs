@@ -1,0 +1,32 @@
+//! Bad input to `bench` gets a clear message and exit code 2.
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .output()
+        .unwrap();
+    (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn bad_backends_and_shapes_are_clear_errors() {
+    let (code, err) = bench(&["--quick", "--backend", "tpu", "--out", "/dev/null"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("unknown backend `tpu`; available in this build: flex, ndarray"),
+        "{err}"
+    );
+    let (code, err) = bench(&["--shape", "2,100,3,16,1", "--out", "/dev/null"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("must be divisible by heads"), "{err}");
+    let (code, err) = bench(&["--shape", "2,100", "--out", "/dev/null"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("expected 5 or 6 numbers"), "{err}");
+    if !cfg!(feature = "wgpu") {
+        let (code, err) = bench(&["--quick", "--backend", "wgpu", "--out", "/dev/null"]);
+        assert_eq!(code, Some(2));
+        assert!(err.contains("--features wgpu"), "{err}");
+    }
+}

@@ -1,0 +1,120 @@
+//! Storage and resume: nothing measured is lost, a torn line breaks nothing,
+//! and a re-run skips what the file already holds.
+
+use std::io::Write;
+use std::time::Duration;
+
+use bench::harness::rounds::Schedule;
+use bench::model::Gelu;
+use bench::record::{self, Status};
+use bench::runner::{RunOptions, run};
+use bench::sweep::{QUICK_SWEEP, Sweep};
+
+fn fast_schedule() -> Schedule {
+    Schedule {
+        min_rounds: 2,
+        max_rounds: 2,
+        round_time: Duration::from_millis(20),
+        warmup_time: Duration::from_millis(10),
+        ..Schedule::default()
+    }
+}
+
+#[test]
+fn sweep_writes_resumes_and_survives_a_torn_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.jsonl");
+    let sweep = Sweep::parse(QUICK_SWEEP).unwrap();
+    let opts = RunOptions {
+        backend: "flex",
+        gelu: Gelu::Exact,
+        schedule: fast_schedule(),
+        out: &out,
+        progress: false,
+    };
+
+    let first = run(&sweep, &opts).unwrap();
+    assert_eq!(first.written.len(), sweep.entries.len());
+    assert!(first.written.iter().all(|m| m.status == Status::Ok));
+
+    // A writer killed mid-line leaves a fragment without a newline.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&out)
+        .unwrap()
+        .write_all(b"{\"schema_version\":1,\"kin")
+        .unwrap();
+
+    let second = run(&sweep, &opts).unwrap();
+    assert_eq!(second.written.len(), 0, "everything was already measured");
+    assert_eq!(second.skipped, sweep.entries.len());
+
+    // A new shape after the torn line is appended intact on its own line.
+    let extra = Sweep::single(
+        planner::ShapeSpec {
+            vocab: Some(256),
+            seq: Some(8),
+            ..planner::ShapeSpec::new(1, 16)
+        }
+        .validate()
+        .unwrap(),
+    );
+    run(&extra, &opts).unwrap();
+    let read = record::read(&out).unwrap();
+    assert_eq!(read.measurements.len(), sweep.entries.len() + 1);
+    assert_eq!(read.skipped.len(), 1, "only the torn fragment is skipped");
+
+    // The schema: required fields of an ad-hoc measurement.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    for key in [
+        "backend",
+        "layers",
+        "d_model",
+        "heads",
+        "seq",
+        "batch",
+        "vocab",
+        "params_total",
+        "median_ms",
+        "ci95_ms",
+        "cold_ms",
+        "samples",
+        "samples_ms",
+        "fingerprint",
+        "fingerprint_id",
+        "family",
+    ] {
+        assert!(!last[key].is_null(), "missing {key}");
+    }
+}
+
+#[test]
+fn a_shape_that_cannot_fit_in_memory_is_recorded_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.jsonl");
+    // ~1 TB of weights: refused before allocation, recorded with its reason.
+    let huge = planner::ShapeSpec {
+        vocab: Some(256),
+        seq: Some(8),
+        ..planner::ShapeSpec::new(1000, 8192)
+    }
+    .validate()
+    .unwrap();
+    let sweep = Sweep::single(huge);
+    let opts = RunOptions {
+        backend: "flex",
+        gelu: Gelu::Exact,
+        schedule: fast_schedule(),
+        out: &out,
+        progress: false,
+    };
+    let report = run(&sweep, &opts).unwrap();
+    assert_eq!(report.written.len(), 1);
+    assert_eq!(report.written[0].status, Status::Failed);
+    assert!(
+        report.written[0].error.as_deref().unwrap().contains("GiB"),
+        "{:?}",
+        report.written[0].error
+    );
+}
