@@ -46,6 +46,18 @@ struct Cli {
     /// Non-embedding parameter budget for recommendations (25M, 1.5B, ...).
     #[arg(long, value_parser = parse_count)]
     budget: Option<u64>,
+    /// Recommendations: fewest layers to consider.
+    #[arg(long, default_value_t = 1)]
+    min_layers: u64,
+    /// Recommendations: most layers to consider.
+    #[arg(long, default_value_t = 128)]
+    max_layers: u64,
+    /// Recommendations: width of one attention head.
+    #[arg(long, default_value_t = 64)]
+    head_size: u64,
+    /// Recommendations: accepted deviation from the budget, percent.
+    #[arg(long, default_value_t = 10.0)]
+    tolerance: f64,
     /// Rows of alternatives to show.
     #[arg(long, default_value_t = 8)]
     top: usize,
@@ -121,8 +133,31 @@ fn run(cli: Cli) -> anyhow::Result<String> {
     let budget = cli
         .budget
         .or(proposed.map(|s| s.accounting().params.non_embedding));
-    let recommendation =
-        budget.map(|b| recommend(&profile, &base_shape, proposed.as_ref(), &Constraints::new(b)));
+    if cli.min_layers == 0 || cli.min_layers > cli.max_layers || cli.max_layers > planner::shape::MAX_LAYERS {
+        bail!(
+            "--min-layers {} / --max-layers {}: need 1 <= min <= max <= {}",
+            cli.min_layers,
+            cli.max_layers,
+            planner::shape::MAX_LAYERS
+        );
+    }
+    if !(8..=1024).contains(&cli.head_size) {
+        bail!("--head-size {} is out of range: give 8 to 1024", cli.head_size);
+    }
+    if !(cli.tolerance > 0.0 && cli.tolerance <= 50.0) {
+        bail!(
+            "--tolerance {} is out of range: give a percentage above 0 and at most 50",
+            cli.tolerance
+        );
+    }
+    let constraints = |b| Constraints {
+        min_layers: cli.min_layers,
+        max_layers: cli.max_layers,
+        head_size: cli.head_size,
+        tolerance: cli.tolerance / 100.0,
+        ..Constraints::new(b)
+    };
+    let recommendation = budget.map(|b| recommend(&profile, &base_shape, proposed.as_ref(), &constraints(b)));
     if cli.json {
         let out = JsonOutput {
             profile: &profile.name,

@@ -42,7 +42,15 @@ fn json_output_is_stable() {
 
 #[test]
 fn bad_input_gets_one_line_and_exit_code_2() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["--budget", "25M", "--min-layers", "9", "--max-layers", "3"],
+            "need 1 <= min <= max",
+        ),
+        (
+            &["--budget", "25M", "--tolerance", "0"],
+            "--tolerance 0 is out of range",
+        ),
         (
             &["--layers", "0", "--d-model", "512"],
             "layers must be at least 1",

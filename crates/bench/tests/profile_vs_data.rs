@@ -1,0 +1,46 @@
+//! The embedded default profile reproduces the committed measurements within
+//! its own stated error.
+
+use std::path::Path;
+
+use bench::record::{self, Status};
+use planner::predict::predict_backend;
+
+#[test]
+fn default_profile_reproduces_committed_measurements() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/measurements");
+    let data = record::read_dir(&dir).unwrap();
+    let profile = planner::default_profile();
+    for b in &profile.backends {
+        let ms: Vec<_> = data
+            .measurements
+            .iter()
+            .filter(|m| m.backend == b.backend && m.status == Status::Ok && m.kind == "prefill")
+            .collect();
+        assert!(ms.len() >= 20, "{}: {} measurements", b.backend, ms.len());
+        let (mut inside, mut ape) = (0usize, 0.0f64);
+        for m in &ms {
+            let p = predict_backend(b, &m.shape().unwrap());
+            let t = m.timing.as_ref().unwrap().median_ms;
+            if (p.interval_ms[0]..=p.interval_ms[1]).contains(&t) {
+                inside += 1;
+            }
+            ape += 100.0 * (p.latency_ms - t).abs() / t;
+        }
+        let inside = inside as f64 / ms.len() as f64;
+        let mape = ape / ms.len() as f64;
+        // The interval is a held-out 90% interval; in-sample coverage must be at least close to it.
+        assert!(
+            inside >= 0.8,
+            "{}: only {:.0}% inside the 90% interval",
+            b.backend,
+            100.0 * inside
+        );
+        assert!(
+            mape <= 1.5 * b.held_out.mape_pct,
+            "{}: MAPE {mape:.1}% vs stated {:.1}%",
+            b.backend,
+            b.held_out.mape_pct
+        );
+    }
+}
