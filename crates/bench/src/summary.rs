@@ -4,17 +4,6 @@ use std::fmt::Write;
 
 use crate::record::{Measurement, Status};
 
-/// Formats params with K/M/B suffixes.
-pub fn human_count(x: u64) -> String {
-    let x = x as f64;
-    match x {
-        x if x >= 1e9 => format!("{:.2}B", x / 1e9),
-        x if x >= 1e6 => format!("{:.1}M", x / 1e6),
-        x if x >= 1e3 => format!("{:.0}K", x / 1e3),
-        x => format!("{x:.0}"),
-    }
-}
-
 /// A plain-text table: shape, params, median ± CI, GFLOP/s, spread.
 pub fn table(measurements: &[Measurement]) -> String {
     let mut out = String::new();
@@ -32,7 +21,7 @@ pub fn table(measurements: &[Measurement]) -> String {
             m.heads,
             m.seq,
             m.batch,
-            human_count(m.params_total)
+            planner::format::count(m.params_total)
         );
         match (&m.status, &m.timing) {
             (Status::Ok, Some(t)) => {
@@ -56,17 +45,4 @@ pub fn table(measurements: &[Measurement]) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_are_humane() {
-        assert_eq!(human_count(124_439_808), "124.4M");
-        assert_eq!(human_count(65_000), "65K");
-        assert_eq!(human_count(1_500_000_000), "1.50B");
-        assert_eq!(human_count(12), "12");
-    }
 }
