@@ -96,14 +96,12 @@ fn memory_available() -> Option<u64> {
 fn build(entry: &SweepEntry, gelu: Gelu, device: &Device, reserved: u64) -> Result<BurnWorkload, String> {
     let need = memory_needed(&entry.shape);
     if let Some(avail) = memory_available().filter(|&avail| need + reserved > avail * 9 / 10) {
-        {
-            return Err(format!(
-                "needs about {:.1} GiB but {:.1} GiB is available (after {:.1} GiB held by other shapes of this run)",
-                need as f64 / 1073741824.0,
-                avail as f64 / 1073741824.0,
-                reserved as f64 / 1073741824.0
-            ));
-        }
+        return Err(format!(
+            "needs about {:.1} GiB but {:.1} GiB is available (after {:.1} GiB held by other shapes of this run)",
+            need as f64 / 1073741824.0,
+            avail as f64 / 1073741824.0,
+            reserved as f64 / 1073741824.0
+        ));
     }
     catch_unwind(AssertUnwindSafe(|| BurnWorkload {
         model: Decoder::new(&entry.shape, gelu, device),
