@@ -62,6 +62,11 @@ pub fn group(measurements: &[Measurement]) -> Vec<BackendData> {
         let Some((chosen, _)) = counts.into_iter().max_by_key(|(_, c)| *c) else {
             continue;
         };
+        let fingerprint = ms
+            .iter()
+            .find(|m| machine(m) == chosen)
+            .map(|m| m.fingerprint.to_map())
+            .unwrap_or_default();
         let mut per_shape: BTreeMap<String, Vec<&Measurement>> = BTreeMap::new();
         for m in ms.iter().filter(|m| machine(m) == chosen) {
             per_shape
@@ -75,7 +80,6 @@ pub fn group(measurements: &[Measurement]) -> Vec<BackendData> {
         }
         let mut points = vec![];
         let mut diffs = vec![];
-        let mut fingerprint = BTreeMap::new();
         for group in per_shape.values() {
             let medians: Vec<f64> = group
                 .iter()
@@ -86,7 +90,6 @@ pub fn group(measurements: &[Measurement]) -> Vec<BackendData> {
                 diffs.push(200.0 * (a - b).abs() / (a + b));
             }
             let first = group[0];
-            fingerprint = first.fingerprint.to_map();
             let t = first.timing.as_ref().unwrap();
             points.push(Point {
                 shape: first.shape().expect("measured shapes are valid"),

@@ -20,18 +20,22 @@ fn fast_schedule() -> Schedule {
     }
 }
 
+fn flex_options(out: &std::path::Path) -> RunOptions<'_> {
+    RunOptions {
+        backend: "flex",
+        gelu: Gelu::Exact,
+        schedule: fast_schedule(),
+        out,
+        progress: false,
+    }
+}
+
 #[test]
 fn sweep_writes_resumes_and_survives_a_torn_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.jsonl");
     let sweep = Sweep::parse(QUICK_SWEEP).unwrap();
-    let opts = RunOptions {
-        backend: "flex",
-        gelu: Gelu::Exact,
-        schedule: fast_schedule(),
-        out: &out,
-        progress: false,
-    };
+    let opts = flex_options(&out);
 
     let first = run(&sweep, &opts).unwrap();
     assert_eq!(first.written.len(), sweep.entries.len());
@@ -102,13 +106,7 @@ fn a_shape_that_cannot_fit_in_memory_is_recorded_as_failed() {
     .validate()
     .unwrap();
     let sweep = Sweep::single(huge);
-    let opts = RunOptions {
-        backend: "flex",
-        gelu: Gelu::Exact,
-        schedule: fast_schedule(),
-        out: &out,
-        progress: false,
-    };
+    let opts = flex_options(&out);
     let report = run(&sweep, &opts).unwrap();
     assert_eq!(report.written.len(), 1);
     assert_eq!(report.written[0].status, Status::Failed);

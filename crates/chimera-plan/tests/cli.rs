@@ -88,30 +88,28 @@ fn bad_input_gets_one_line_and_exit_code_2() {
     }
 }
 
+/// Runs the headline shape against a profile file holding `text`.
+fn plan_with_profile(text: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profile.json");
+    std::fs::write(&path, text).unwrap();
+    plan(&[
+        "--layers",
+        "4",
+        "--d-model",
+        "512",
+        "--profile",
+        path.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn malformed_profile_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.json");
-    std::fs::write(&path, "{\"schema_version\": 1, \"name\": 3}").unwrap();
-    let o = plan(&[
-        "--layers",
-        "4",
-        "--d-model",
-        "512",
-        "--profile",
-        path.to_str().unwrap(),
-    ]);
+    let o = plan_with_profile("{\"schema_version\": 1, \"name\": 3}");
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("profile"), "{}", stderr(&o));
-    std::fs::write(&path, "{\"schema_version\": 99}").unwrap();
-    let o = plan(&[
-        "--layers",
-        "4",
-        "--d-model",
-        "512",
-        "--profile",
-        path.to_str().unwrap(),
-    ]);
+    let o = plan_with_profile("{\"schema_version\": 99}");
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("schema version 99 is not supported"),
         "{}",

@@ -204,20 +204,9 @@ impl Shape {
             d_model,
             heads: Some(heads),
             d_ff: Some(d_ff),
-            vocab: Some(self.vocab),
-            positions: Some(self.positions),
-            seq: Some(self.seq),
-            batch: Some(self.batch),
+            ..ShapeSpec::from(*self)
         }
         .validate()
-    }
-
-    /// The same shape with another sequence length and batch.
-    pub fn with_seq_batch(&self, seq: u64, batch: u64) -> Result<Shape, ShapeError> {
-        let mut spec = ShapeSpec::from(*self);
-        spec.seq = Some(seq);
-        spec.batch = Some(batch);
-        spec.validate()
     }
 
     /// Exact parameter, FLOP and byte counts of this shape.
