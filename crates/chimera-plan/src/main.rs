@@ -8,11 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser};
 use planner::format::{count, duration_ms, parse_count};
-use planner::predict::{Prediction, predict_all, tr121_size_class};
+use planner::plan::{Plan, PlanRequest, plan};
+use planner::predict::tr121_size_class;
 use planner::profile::Profile;
-use planner::recommend::{Constraints, Recommendation, recommend};
-use planner::{Shape, ShapeSpec};
-use serde::Serialize;
 
 /// Predict transformer latency from a measured profile, and say whether a
 /// wider or a deeper model of the same size would be faster.
@@ -69,23 +67,6 @@ struct Cli {
     completions: Option<clap_complete::Shell>,
 }
 
-/// The `--json` output (stable: fields are only ever added).
-#[derive(Serialize)]
-struct JsonOutput<'a> {
-    profile: &'a str,
-    shape: Option<Shape>,
-    params: Option<JsonParams>,
-    flops: Option<u64>,
-    predictions: Vec<Prediction>,
-    recommendations: Option<Recommendation>,
-}
-
-#[derive(Serialize)]
-struct JsonParams {
-    total: u64,
-    non_embedding: u64,
-}
-
 fn load_profile(path: &Option<PathBuf>) -> anyhow::Result<Profile> {
     match path {
         None => Ok(planner::default_profile()),
@@ -103,97 +84,36 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         clap_complete::generate(shell, &mut Cli::command(), "chimera-plan", &mut buf);
         return Ok(String::from_utf8(buf)?);
     }
-    let mut profile = load_profile(&cli.profile)?;
-    if let Some(name) = &cli.backend {
-        let only = profile.backend(name)?.clone();
-        profile.backends = vec![only];
-    }
     if cli.top == 0 || cli.top > 1000 {
         bail!("--top {} is out of range: give 1 to 1000", cli.top);
     }
-    let base = ShapeSpec {
-        layers: cli.layers.unwrap_or(1),
-        d_model: cli.d_model.unwrap_or(64),
+    let profile = load_profile(&cli.profile)?;
+    let request = PlanRequest {
+        layers: cli.layers,
+        d_model: cli.d_model,
         heads: cli.heads,
-        vocab: Some(cli.vocab),
-        seq: Some(cli.seq),
-        batch: Some(cli.batch),
-        positions: Some(planner::shape::DEFAULT_POSITIONS.max(cli.seq)),
-        ..ShapeSpec::default()
-    };
-    let proposed = match (cli.layers, cli.d_model) {
-        (Some(_), Some(_)) => Some(base.validate()?),
-        _ => None,
-    };
-    let base_shape = match proposed {
-        Some(s) => s,
-        None => ShapeSpec { heads: None, ..base }.validate()?,
-    };
-    let predictions = proposed.map(|s| predict_all(&profile, &s)).unwrap_or_default();
-    let budget = cli
-        .budget
-        .or(proposed.map(|s| s.accounting().params.non_embedding));
-    if cli.min_layers == 0 || cli.min_layers > cli.max_layers || cli.max_layers > planner::shape::MAX_LAYERS {
-        bail!(
-            "--min-layers {} / --max-layers {}: need 1 <= min <= max <= {}",
-            cli.min_layers,
-            cli.max_layers,
-            planner::shape::MAX_LAYERS
-        );
-    }
-    if !(8..=1024).contains(&cli.head_size) {
-        bail!("--head-size {} is out of range: give 8 to 1024", cli.head_size);
-    }
-    if !(cli.tolerance > 0.0 && cli.tolerance <= 50.0) {
-        bail!(
-            "--tolerance {} is out of range: give a percentage above 0 and at most 50",
-            cli.tolerance
-        );
-    }
-    let constraints = |b| Constraints {
+        seq: cli.seq,
+        batch: cli.batch,
+        vocab: cli.vocab,
+        backend: cli.backend.clone(),
+        budget: cli.budget,
         min_layers: cli.min_layers,
         max_layers: cli.max_layers,
         head_size: cli.head_size,
-        tolerance: cli.tolerance / 100.0,
-        ..Constraints::new(b)
+        tolerance_pct: cli.tolerance,
     };
-    let recommendation = budget.map(|b| recommend(&profile, &base_shape, proposed.as_ref(), &constraints(b)));
+    let answer = plan(&profile, &request)?;
     if cli.json {
-        let out = JsonOutput {
-            profile: &profile.name,
-            shape: proposed,
-            params: proposed.map(|s| {
-                let a = s.accounting();
-                JsonParams {
-                    total: a.params.total,
-                    non_embedding: a.params.non_embedding,
-                }
-            }),
-            flops: proposed.map(|s| s.accounting().flops.total),
-            predictions,
-            recommendations: recommendation,
-        };
-        return Ok(serde_json::to_string_pretty(&out)? + "\n");
+        return Ok(serde_json::to_string_pretty(&answer)? + "\n");
     }
-    Ok(render(
-        &profile,
-        proposed.as_ref(),
-        &predictions,
-        recommendation.as_ref(),
-        cli.top,
-    ))
+    Ok(render(&answer, cli.top))
 }
 
-fn render(
-    profile: &Profile,
-    shape: Option<&Shape>,
-    predictions: &[Prediction],
-    rec: Option<&Recommendation>,
-    top: usize,
-) -> String {
+fn render(answer: &Plan, top: usize) -> String {
     use std::fmt::Write;
+    let predictions = &answer.predictions;
     let mut o = String::new();
-    if let Some(s) = shape {
+    if let Some(s) = &answer.shape {
         let a = s.accounting();
         let _ = writeln!(o, "shape    {s}");
         let _ = writeln!(
@@ -205,7 +125,7 @@ fn render(
             a.flops.total as f64 / 1e9
         );
     }
-    let _ = writeln!(o, "profile  {}\n", profile.name);
+    let _ = writeln!(o, "profile  {}\n", answer.profile);
     if !predictions.is_empty() {
         let _ = writeln!(
             o,
@@ -245,8 +165,26 @@ fn render(
                 parts.join(", ")
             );
         }
+        for c in &answer.crossovers {
+            let _ = writeln!(
+                o,
+                "crossover: {} is faster below ~{} params, {} above (first at L={} d={}, scaling this shape's depth:width)",
+                c.faster_below,
+                count(c.params_total),
+                c.faster_above,
+                c.layers,
+                c.d_model
+            );
+        }
+        if predictions.len() > 1 && answer.crossovers.is_empty() {
+            let _ = writeln!(
+                o,
+                "no crossover: {} stays fastest from 1/16× to 16× this width at this depth:width ratio",
+                predictions[0].backend
+            );
+        }
     }
-    if let Some(r) = rec {
+    if let Some(r) = &answer.recommendations {
         let c = &r.constraints;
         let _ = writeln!(
             o,
@@ -319,6 +257,149 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Thousands of argument vectors and profiles, in process (the process-level
+    //! contract, exit codes included, is tested in tests/cli.rs).
+    use super::*;
+    use proptest::prelude::*;
+
+    fn run_args(args: &[String]) -> Result<String, String> {
+        let argv = std::iter::once("chimera-plan".to_string()).chain(args.iter().cloned());
+        match Cli::try_parse_from(argv) {
+            Err(e) => Err(e.to_string()),
+            Ok(cli) => run(cli).map_err(|e| format!("{e:#}")),
+        }
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u64..5000).prop_map(|v| v.to_string()),
+            (0u64..40).prop_map(|v| v.to_string()),
+            Just("-1".to_string()),
+            Just("1e9".to_string()),
+            Just("18446744073709551616".to_string()),
+            Just("25M".to_string()),
+            Just("1.5B".to_string()),
+            Just("nan".to_string()),
+            Just("".to_string()),
+            Just("flex".to_string()),
+            Just("ndarray".to_string()),
+        ]
+    }
+
+    fn flag() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("--layers"),
+            Just("--d-model"),
+            Just("--heads"),
+            Just("--seq"),
+            Just("--batch"),
+            Just("--vocab"),
+            Just("--backend"),
+            Just("--budget"),
+            Just("--min-layers"),
+            Just("--max-layers"),
+            Just("--head-size"),
+            Just("--tolerance"),
+            Just("--top"),
+            Just("--bogus"),
+        ]
+    }
+
+    /// Checks an answer: finite positive predictions, and (for a proposed
+    /// shape) latency that does not fall when one layer is added.
+    fn check_answer(args: &[String], json: &str) -> Result<(), TestCaseError> {
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let predictions = v["predictions"].as_array().cloned().unwrap_or_default();
+        for p in &predictions {
+            let ms = p["latency_ms"].as_f64().unwrap_or(f64::NAN);
+            prop_assert!(ms.is_finite() && ms > 0.0, "{args:?}: {ms}");
+        }
+        if let Some(layers) = v["shape"]["layers"]
+            .as_u64()
+            .filter(|&l| l < planner::shape::MAX_LAYERS)
+        {
+            let mut deeper: Vec<String> = args.to_vec();
+            if let Some(i) = deeper.iter().position(|a| a == "--layers") {
+                deeper[i + 1] = (layers + 1).to_string();
+            }
+            if let Ok(text) = run_args(&deeper) {
+                let w: serde_json::Value = serde_json::from_str(&text).unwrap();
+                for p in &predictions {
+                    let q = w["predictions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|q| q["backend"] == p["backend"])
+                        .unwrap();
+                    let (a, b) = (
+                        p["latency_ms"].as_f64().unwrap(),
+                        q["latency_ms"].as_f64().unwrap(),
+                    );
+                    prop_assert!(
+                        b >= a * (1.0 - 1e-12),
+                        "{args:?}: {a} ms at L={layers}, {b} ms at L+1"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn random_argument_vectors_answer_or_explain(
+            pairs in proptest::collection::vec((flag(), value()), 0..7),
+            layers in 1u64..64,
+            d_model in prop_oneof![Just(64u64), Just(256), Just(512), Just(768), 1u64..2048],
+        ) {
+            let mut args: Vec<String> = vec![
+                "--layers".into(), layers.to_string(), "--d-model".into(), d_model.to_string(),
+            ];
+            for (f, v) in pairs {
+                args.push(f.to_string());
+                args.push(v);
+            }
+            args.push("--json".into());
+            match run_args(&args) {
+                Ok(json) => check_answer(&args, &json)?,
+                Err(e) => prop_assert!(!e.trim().is_empty(), "{args:?}: empty error"),
+            }
+        }
+    }
+
+    fn mutate(text: &str, kind: u8, at: usize, byte: u8) -> String {
+        let at = at % text.len().max(1);
+        let cut = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        match kind % 4 {
+            0 => text[..cut].to_string(),
+            1 => format!("{}{}{}", &text[..cut], byte as char, &text[cut..]),
+            2 => text.replacen("\"value\": ", "\"value\": -", 1 + at % 3),
+            _ => text.replace("schema_version\": 1", &format!("schema_version\": {byte}")),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+        #[test]
+        fn random_profiles_answer_or_explain(kind in 0u8..4, at in 0usize..200_000, byte in 0u8..128) {
+            let text = mutate(planner::DEFAULT_PROFILE_JSON, kind, at, byte);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.json");
+            std::fs::write(&path, &text).unwrap();
+            let args: Vec<String> = ["--layers", "8", "--d-model", "512", "--json", "--profile", path.to_str().unwrap()]
+                .iter().map(|s| s.to_string()).collect();
+            match run_args(&args) {
+                Ok(json) => check_answer(&args, &json)?,
+                Err(e) => prop_assert!(e.contains("profile"), "{e}"),
+            }
         }
     }
 }

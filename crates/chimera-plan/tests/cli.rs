@@ -49,7 +49,7 @@ fn bad_input_gets_one_line_and_exit_code_2() {
         ),
         (
             &["--budget", "25M", "--tolerance", "0"],
-            "--tolerance 0 is out of range",
+            "tolerance 0 is out of range",
         ),
         (
             &["--layers", "0", "--d-model", "512"],

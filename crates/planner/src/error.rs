@@ -73,3 +73,17 @@ pub enum ProfileError {
         available: String,
     },
 }
+
+/// Why a planning request cannot be answered.
+#[derive(Debug, Error)]
+pub enum PlanError {
+    /// The proposed or base shape is invalid.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// The profile cannot serve the request.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// A request field is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -5,17 +5,20 @@
 //! and the WebAssembly page all call the same functions and get the same numbers.
 
 pub mod accounting;
+pub mod chart;
+pub mod crossover;
 pub mod error;
 pub mod features;
 pub mod format;
 pub mod model;
+pub mod plan;
 pub mod predict;
 pub mod profile;
 pub mod recommend;
 pub mod shape;
 
 pub use accounting::Accounting;
-pub use error::{ProfileError, ShapeError};
+pub use error::{PlanError, ProfileError, ShapeError};
 pub use features::{Component, Term};
 pub use model::LatencyModel;
 pub use profile::Profile;

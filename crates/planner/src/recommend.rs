@@ -90,6 +90,34 @@ fn widths_for(c: &Constraints, layers: u64) -> Vec<u64> {
     v
 }
 
+/// Valid shapes within the budget's tolerance, by depth; at each depth the
+/// width closest to the budget comes first. Sequence, batch and vocabulary
+/// are those of `base`.
+pub fn iso_parameter_shapes(base: &Shape, c: &Constraints) -> Vec<Shape> {
+    let budget = c.budget_non_embedding as f64;
+    let mut shapes = vec![];
+    for layers in c.min_layers.max(1)..=c.max_layers.max(c.min_layers.max(1)) {
+        let mut at_depth: Vec<(f64, Shape)> = vec![];
+        for d in widths_for(c, layers) {
+            let heads = if d >= c.head_size && d % c.head_size == 0 {
+                d / c.head_size
+            } else {
+                1
+            };
+            let Ok(shape) = base.with_depth_width(layers, d, heads) else {
+                continue;
+            };
+            let off = (shape.accounting().params.non_embedding as f64 / budget - 1.0).abs();
+            if off <= c.tolerance {
+                at_depth.push((off, shape));
+            }
+        }
+        at_depth.sort_by(|a, b| a.0.total_cmp(&b.0));
+        shapes.extend(at_depth.into_iter().map(|(_, s)| s));
+    }
+    shapes
+}
+
 /// Enumerates shapes at the budget, predicts them on every backend, and
 /// picks the fastest, the Pareto frontier and the best shallow/deep options.
 pub fn recommend(
@@ -107,36 +135,21 @@ pub fn recommend(
             .expect("profiles have at least one backend")
     };
     let proposed_ms = proposed.map(|p| best_on(p).latency_ms);
-    let budget = c.budget_non_embedding as f64;
     let mut candidates = vec![];
-    for layers in c.min_layers.max(1)..=c.max_layers.max(c.min_layers.max(1)) {
-        for d in widths_for(c, layers) {
-            let heads = if d >= c.head_size && d % c.head_size == 0 {
-                d / c.head_size
-            } else {
-                1
-            };
-            let Ok(shape) = base.with_depth_width(layers, d, heads) else {
-                continue;
-            };
-            let a = shape.accounting();
-            let ne = a.params.non_embedding as f64;
-            if (ne / budget - 1.0).abs() > c.tolerance {
-                continue;
-            }
-            let p = best_on(&shape);
-            candidates.push(Candidate {
-                layers,
-                d_model: d,
-                heads,
-                params_non_embedding: a.params.non_embedding,
-                params_total: a.params.total,
-                backend: p.backend.clone(),
-                latency_ms: p.latency_ms,
-                speedup: proposed_ms.map_or(1.0, |m| m / p.latency_ms),
-                extrapolated: p.extrapolated,
-            });
-        }
+    for shape in iso_parameter_shapes(base, c) {
+        let a = shape.accounting();
+        let p = best_on(&shape);
+        candidates.push(Candidate {
+            layers: shape.layers(),
+            d_model: shape.d_model(),
+            heads: shape.heads(),
+            params_non_embedding: a.params.non_embedding,
+            params_total: a.params.total,
+            backend: p.backend.clone(),
+            latency_ms: p.latency_ms,
+            speedup: proposed_ms.map_or(1.0, |m| m / p.latency_ms),
+            extrapolated: p.extrapolated,
+        });
     }
     candidates.sort_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms));
     let mut by_params = candidates.clone();
