@@ -32,6 +32,74 @@ enum Command {
     Fit(FitArgs),
     /// Fit, then write the Markdown report with SVG figures.
     Report(ReportArgs),
+    /// Onboard this machine in one command: measure within a time budget
+    /// (shapes chosen for the most information per second), fit, write a profile.
+    Profile(ProfileArgs),
+}
+
+#[derive(Args, Clone)]
+struct ProfileArgs {
+    /// Backends, comma separated (default: every compiled-in CPU backend).
+    #[arg(long, value_delimiter = ',')]
+    backend: Vec<String>,
+    /// Measuring time per backend: 90s, 5m, 1m30s.
+    #[arg(long, default_value = "5m", value_parser = parse_budget)]
+    budget: Duration,
+    /// MLP activation.
+    #[arg(long, value_enum, default_value_t = Gelu::Exact)]
+    gelu: Gelu,
+    /// How the next shape is chosen: best predictions over the candidate pool
+    /// (i-optimal) or most precise coefficients (d-optimal), per second.
+    #[arg(long, value_enum, default_value_t = Design::IOptimal)]
+    design: Design,
+    /// Measurement file to append to (a rerun resumes from it).
+    #[arg(long, default_value = "data/measurements/onboard.jsonl")]
+    measurements_out: PathBuf,
+    /// Where to write the profile.
+    #[arg(long, default_value = "data/profiles/this-machine.json")]
+    out: PathBuf,
+    /// Name stored in the profile.
+    #[arg(long, default_value = "this machine (onboarded by `bench profile`)")]
+    name: String,
+    /// Measurement files or folders to check the new profile against
+    /// (shapes measured independently, e.g. by a full sweep).
+    #[arg(long)]
+    evaluate: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Design {
+    IOptimal,
+    DOptimal,
+}
+
+/// Parses a duration such as `300`, `90s`, `5m` or `1m30s`.
+fn parse_budget(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration: write e.g. 90s, 5m or 1m30s");
+    let mut total = 0.0;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        match c {
+            '0'..='9' | '.' => number.push(c),
+            'h' | 'm' | 's' => {
+                let v: f64 = number.parse().map_err(|_| bad())?;
+                total += v * match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    _ => 1.0,
+                };
+                number.clear();
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if !number.is_empty() {
+        total += number.parse::<f64>().map_err(|_| bad())?;
+    }
+    if !(10.0..=86_400.0).contains(&total) {
+        return Err(format!("`{text}`: the budget must be between 10s and 24h"));
+    }
+    Ok(Duration::from_secs_f64(total))
 }
 
 #[derive(Args, Clone)]
@@ -135,11 +203,7 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
         Sweep::parse(sweep::DEFAULT_SWEEP)?
     };
     let backends: Vec<String> = if args.backend.is_empty() {
-        backend::BACKENDS
-            .iter()
-            .filter(|b| b.compiled && b.device == planner::profile::DeviceClass::Cpu)
-            .map(|b| b.name.to_string())
-            .collect()
+        cpu_backends()
     } else {
         args.backend.clone()
     };
@@ -205,6 +269,86 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
             "{failed} shape(s) failed; their errors are recorded in {}",
             out.display()
         );
+    }
+    Ok(())
+}
+
+fn cpu_backends() -> Vec<String> {
+    backend::BACKENDS
+        .iter()
+        .filter(|b| b.compiled && b.device == planner::profile::DeviceClass::Cpu)
+        .map(|b| b.name.to_string())
+        .collect()
+}
+
+fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
+    let backends = if args.backend.is_empty() {
+        cpu_backends()
+    } else {
+        args.backend.clone()
+    };
+    for name in &backends {
+        backend::info(name)?;
+    }
+    if let Some(dir) = args.measurements_out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    for name in &backends {
+        eprintln!(
+            "{name}: measuring for up to {:.0} s into {}",
+            args.budget.as_secs_f64(),
+            args.measurements_out.display()
+        );
+        let criterion = match args.design {
+            Design::IOptimal => fit::design::Criterion::IOptimal,
+            Design::DOptimal => fit::design::Criterion::DOptimal,
+        };
+        let report = bench::onboard::onboard(name, args.gelu, args.budget, criterion, &args.measurements_out, |m, s| {
+                let what = match &m.timing {
+                    Some(t) => planner::format::duration_ms(t.median_ms),
+                    None => format!("failed: {}", m.error.as_deref().unwrap_or("unknown error")),
+                };
+                eprintln!(
+                    "  L={:<3} d={:<5} h={:<3} n={:<4} b={:<2} V={:<6} {what:>10}   ({s:.1} s)",
+                    m.layers, m.d_model, m.heads, m.seq, m.batch, m.vocab
+                );
+            })?;
+        eprintln!(
+            "{name}: {} shapes measured in {:.0} s ({} in the file for this machine)",
+            report.measured_now,
+            report.spent_s,
+            report.measurements.len()
+        );
+    }
+    let (_, fits) = fit(&FitArgs {
+        measurements: vec![args.measurements_out.clone()],
+        out: args.out.clone(),
+        name: args.name.clone(),
+    })?;
+    for path in &args.evaluate {
+        let others = fitting::group(&load(std::slice::from_ref(path))?);
+        for f in &fits {
+            let Some(d) = others.iter().find(|d| d.backend == f.profile.backend) else {
+                continue;
+            };
+            let predicted: Vec<f64> = d
+                .points
+                .iter()
+                .map(|p| f.profile.model.predict_ms(&p.shape))
+                .collect();
+            let measured: Vec<f64> = d.points.iter().map(|p| p.median_ms).collect();
+            let a = fit::metrics::accuracy("independent", &predicted, &measured);
+            eprintln!(
+                "{}: on {} shapes of {}: MAPE {:.1}%, {:.0}% within ±10%, worst {:.0}%, pairwise {:.1}%",
+                f.profile.backend,
+                a.n,
+                path.display(),
+                a.mape_pct,
+                100.0 * a.within_10pct,
+                a.worst_pct,
+                100.0 * a.pairwise
+            );
+        }
     }
     Ok(())
 }
@@ -290,5 +434,22 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Measure(args)) => measure(args),
         Some(Command::Fit(args)) => fit(&args).map(|_| ()),
         Some(Command::Report(args)) => report(&args),
+        Some(Command::Profile(args)) => onboard(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_parse_with_units() {
+        assert_eq!(parse_budget("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_budget("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_budget("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_budget("120").unwrap(), Duration::from_secs(120));
+        assert!(parse_budget("5x").is_err());
+        assert!(parse_budget("1s").unwrap_err().contains("between"));
+        assert!(parse_budget("m").is_err());
     }
 }

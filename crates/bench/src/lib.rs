@@ -8,6 +8,7 @@ pub mod fingerprint;
 pub mod fitting;
 pub mod harness;
 pub mod model;
+pub mod onboard;
 pub mod record;
 pub mod runner;
 pub mod summary;

@@ -4,12 +4,14 @@
 //! entries. Reading files and printing is the benchmarker's job.
 
 pub mod cv;
+pub mod design;
 pub mod lstsq;
 pub mod metrics;
 pub mod models;
 pub mod profile_fit;
 pub mod regimes;
 pub mod report;
+pub mod scaling;
 
 use planner::Shape;
 use thiserror::Error;

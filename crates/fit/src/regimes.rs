@@ -24,6 +24,25 @@ fn line(xs: &[f64], ys: &[f64]) -> (f64, f64, f64) {
     (slope, intercept, sse)
 }
 
+/// Least-squares slope of ln y on ln x and the R² of that line; `None` with
+/// fewer than 3 points or no spread in x.
+pub fn log_log_slope(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|(x, y)| *x > 0.0 && *y > 0.0)
+        .map(|&(x, y)| (x.ln(), y.ln()))
+        .collect();
+    if pts.len() < 3 {
+        return None;
+    }
+    let (xs, ys): (Vec<f64>, Vec<f64>) = pts.into_iter().unzip();
+    let (slope, _, sse) = line(&xs, &ys);
+    let my = ys.iter().sum::<f64>() / ys.len() as f64;
+    let sst: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+    let spread = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max) - xs.iter().copied().fold(f64::INFINITY, f64::min);
+    (spread > 0.0 && sst > 0.0).then(|| (slope, 1.0 - sse / sst))
+}
+
 /// Finds regimes in `(params, latency_ms)` pairs.
 pub fn segmented(points: &[(f64, f64)]) -> Regimes {
     let mut pts: Vec<(f64, f64)> = points.iter().map(|&(p, t)| (p.ln(), t.ln())).collect();
@@ -87,6 +106,15 @@ pub fn segmented(points: &[(f64, f64)]) -> Regimes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_log_slope_recovers_a_power_law() {
+        let pts: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0, 16.0].iter().map(|&l: &f64| (l, 3.0 * l.powf(1.25))).collect();
+        let (slope, r2) = log_log_slope(&pts).unwrap();
+        assert!((slope - 1.25).abs() < 1e-12 && (r2 - 1.0).abs() < 1e-12);
+        assert!(log_log_slope(&pts[..2]).is_none());
+        assert!(log_log_slope(&[(2.0, 1.0), (2.0, 2.0), (2.0, 3.0)]).is_none());
+    }
 
     #[test]
     fn finds_a_planted_break() {

@@ -6,8 +6,11 @@ use std::fmt::Write;
 use planner::model::{LatencyModel, Variable};
 use planner::profile::Accuracy;
 
+use planner::chart::{AxisFormat, Chart, Series, render_svg};
+
 use crate::Point;
 use crate::profile_fit::{BackendFit, base_configuration};
+use crate::scaling::{ScalingSeries, Vary, compare, series};
 
 fn acc_row(out: &mut String, name: &str, a: &Accuracy, r2: Option<(f64, f64)>) {
     let r2 = r2.map_or("–".to_string(), |(r, adj)| format!("{r:.3} / {adj:.3}"));
@@ -317,10 +320,143 @@ pub fn render(fits: &[BackendFit], points: &[Vec<Point>]) -> (String, Vec<(Strin
                 );
             }
         }
+        for (vary, claim) in [(Vary::Depth, 1.25), (Vary::Width, f64::NAN)] {
+            let Some(ser) = series(pts, vary) else { continue };
+            let (what, file) = match vary {
+                Vary::Depth => ("depth", format!("{}-latency-vs-depth.svg", p.backend)),
+                Vary::Width => ("width", format!("{}-latency-vs-width.svg", p.backend)),
+            };
+            let mut line = format!(
+                "- Latency vs {what} at {}: latency ∝ {}^{:.2} (R² of ln t {:.3}, {} shapes)",
+                ser.fixed,
+                if vary == Vary::Depth { "L" } else { "d_model" },
+                ser.exponent,
+                ser.r2,
+                ser.points.len()
+            );
+            if claim.is_finite() {
+                let verdict = if (ser.exponent - claim).abs() <= 0.15 {
+                    "consistent with"
+                } else {
+                    "refutes"
+                };
+                line.push_str(&format!("; {verdict} TR121's CPU L^{claim} (GPU claim L^1.95 not testable here)"));
+            }
+            let _ = writeln!(out, "{line}. Figure: `{file}`.");
+            files.push((file, series_svg(&p.backend, &p.model, &ser, vary)));
+        }
         let _ = writeln!(
             out,
             "- GPU claims (β_L/β_d on GPU, params^0.95, L^1.95, CPU→GPU crossover at ~50M): not testable here, no GPU was measured.\n"
         );
+        for (vary, name) in [(Vary::Depth, "depth"), (Vary::Width, "width")] {
+            if series(pts, vary).is_some() {
+                let _ = writeln!(out, "![latency vs {name}]({}-latency-vs-{name}.svg)\n", p.backend);
+            }
+        }
     }
+    render_comparisons(&mut out, fits, points);
     (out, files)
+}
+
+/// Measured points of a series and the physics model along it, as SVG.
+fn series_svg(backend: &str, model: &LatencyModel, ser: &ScalingSeries, vary: Vary) -> String {
+    let first = ser.points[0].2;
+    let (lo, hi) = (ser.points[0].0 as u64, ser.points[ser.points.len() - 1].0 as u64);
+    let model_points: Vec<(f64, f64)> = match vary {
+        Vary::Depth => (lo..=hi)
+            .filter_map(|l| first.with_depth_width(l, first.d_model(), first.heads()).ok())
+            .map(|s| (s.layers() as f64, model.predict_ms(&s)))
+            .collect(),
+        Vary::Width => (lo / 64..=hi / 64)
+            .filter_map(|k| first.with_depth_width(first.layers(), 64 * k.max(1), k.max(1)).ok())
+            .map(|s| (s.d_model() as f64, model.predict_ms(&s)))
+            .collect(),
+    };
+    let (title, x_label) = match vary {
+        Vary::Depth => (format!("{backend}: latency vs depth"), "layers"),
+        Vary::Width => (format!("{backend}: latency vs width"), "d_model"),
+    };
+    render_svg(&Chart {
+        title,
+        x_label: format!("{x_label} ({})", ser.fixed),
+        y_label: "latency".into(),
+        x_format: AxisFormat::Plain,
+        y_format: AxisFormat::Duration,
+        series: vec![
+            Series {
+                name: "measured".into(),
+                points: ser.points.iter().map(|p| (p.0, p.1)).collect(),
+                points_only: true,
+            },
+            Series {
+                name: "physics model".into(),
+                points: model_points,
+                points_only: false,
+            },
+        ],
+        marker: None,
+        guides: vec![],
+    })
+}
+
+/// Backends measured on the same shapes: side by side, and where the faster one changes.
+fn render_comparisons(out: &mut String, fits: &[BackendFit], points: &[Vec<Point>]) {
+    for i in 0..fits.len() {
+        for j in i + 1..fits.len() {
+            let (a, b) = (&fits[i].profile, &fits[j].profile);
+            let Some(c) = compare(&a.backend, &points[i], &b.backend, &points[j]) else {
+                continue;
+            };
+            let _ = writeln!(out, "## Backends compared: `{}` vs `{}`\n", c.a, c.b);
+            let _ = writeln!(
+                out,
+                "Measured on the same {} shapes (smallest first); ratio > 1 means `{}` is faster.\n",
+                c.rows.len(),
+                c.b
+            );
+            let _ = writeln!(out, "| shape | params | {} | {} | {}/{} |\n|---|---|---|---|---|", c.a, c.b, c.a, c.b);
+            for (s, ta, tb) in &c.rows {
+                let _ = writeln!(
+                    out,
+                    "| {s} | {} | {} | {} | {:.2} |",
+                    planner::format::count(s.accounting().params.total),
+                    planner::format::duration_ms(*ta),
+                    planner::format::duration_ms(*tb),
+                    ta / tb
+                );
+            }
+            if c.switches.is_empty() {
+                let _ = writeln!(out, "\nMeasured: the faster backend does not change with size at the base sequence and batch.");
+            }
+            for (params, below, above) in &c.switches {
+                let _ = writeln!(
+                    out,
+                    "\nMeasured crossover: `{below}` is faster below ~{} params, `{above}` above (between neighbouring measured shapes at the base sequence and batch).",
+                    planner::format::count(*params)
+                );
+            }
+            let profile = planner::Profile {
+                schema_version: planner::profile::PROFILE_SCHEMA_VERSION,
+                name: String::new(),
+                created_utc: String::new(),
+                source: String::new(),
+                backends: vec![a.clone(), b.clone()],
+            };
+            let gpt2 = planner::ShapeSpec::new(12, 768).validate().expect("GPT-2 small is valid");
+            let scaling = planner::crossover::backend_scaling(&profile, &gpt2);
+            for x in &scaling.crossovers {
+                let _ = writeln!(
+                    out,
+                    "\nModel crossover along GPT-2 small's depth:width ratio: `{}` is faster below ~{} params, `{}` above (first at L={} d={}).",
+                    x.faster_below,
+                    planner::format::count(x.params_total),
+                    x.faster_above,
+                    x.layers,
+                    x.d_model
+                );
+            }
+            let _ = writeln!(out);
+        }
+    }
 }

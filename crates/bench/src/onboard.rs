@@ -1,0 +1,184 @@
+//! Onboarding a machine within a time budget: choose the next shape by
+//! information per second (`fit::design`), measure it, learn how long
+//! measuring takes, repeat until the budget is spent.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fit::design::{Candidate, Criterion, Guess, candidate_pool, choose_next, design_rows};
+use planner::Shape;
+
+use crate::fingerprint::Fingerprint;
+use crate::harness::rounds::Schedule;
+use crate::model::Gelu;
+use crate::record::{self, Measurement, Status};
+use crate::runner::{self, RunOptions};
+use crate::sweep::{Sweep, SweepEntry};
+
+/// The sampling schedule for onboarding: fewer, shorter rounds than a full
+/// sweep, because many shapes measured a little teach the fit more than a few
+/// shapes measured very precisely.
+pub fn schedule(budget: Duration) -> Schedule {
+    Schedule {
+        target_rel_ci: 0.03,
+        min_rounds: 3,
+        max_rounds: 5,
+        round_time: Duration::from_millis(150),
+        warmup_time: Duration::from_millis(100),
+        job_time_cap: (budget / 10).clamp(Duration::from_secs(3), Duration::from_secs(20)),
+        ..Schedule::default()
+    }
+}
+
+/// Seconds one measurement should take under `schedule`, before calibration:
+/// building the weights, the cold call, warm-up, and `min_rounds` rounds.
+fn raw_cost_s(shape: &Shape, latency_ms: f64, s: &Schedule) -> f64 {
+    let t = latency_ms / 1e3;
+    let build = 0.05 + 2e-8 * shape.accounting().params.total as f64;
+    let warmup = (s.warmup_runs as f64 * t).max(s.warmup_time.as_secs_f64());
+    let round = (s.min_samples_per_round as f64 * t).max(s.round_time.as_secs_f64());
+    let rounds = s.min_rounds as f64 * round;
+    (build + t + warmup + rounds).min(s.job_time_cap.as_secs_f64() + build + t)
+}
+
+/// What an onboarding run did on one backend.
+pub struct OnboardReport {
+    /// Every measurement of this backend and machine in the file (earlier runs included).
+    pub measurements: Vec<Measurement>,
+    /// Shapes measured by this run.
+    pub measured_now: usize,
+    /// Seconds spent measuring in this run.
+    pub spent_s: f64,
+}
+
+/// Measures shapes on `backend`, appending to `out`, until `budget` is spent.
+/// Shapes already in `out` for this machine count as measured and cost nothing.
+pub fn onboard(
+    backend: &str,
+    gelu: Gelu,
+    budget: Duration,
+    criterion: Criterion,
+    out: &Path,
+    mut on_measured: impl FnMut(&Measurement, f64),
+) -> anyhow::Result<OnboardReport> {
+    let schedule = schedule(budget);
+    let fp_id = Fingerprint::current(backend).id();
+    let mine = |m: &Measurement| {
+        m.fingerprint_id == fp_id && m.backend == backend && m.kind == "prefill" && m.gelu == gelu
+    };
+    let existing: Vec<Measurement> = record::read(out)
+        .with_context(|| format!("reading {}", out.display()))?
+        .measurements
+        .into_iter()
+        .filter(|m| mine(m))
+        .collect();
+
+    let pool: Vec<Candidate> = candidate_pool();
+    let done_keys: HashSet<String> = existing
+        .iter()
+        .filter_map(|m| m.shape().ok())
+        .map(|s| record::shape_key(&s))
+        .collect();
+    let mut chosen: Vec<bool> = pool
+        .iter()
+        .map(|c| done_keys.contains(&record::shape_key(&c.shape)))
+        .collect();
+    let mut measured: Vec<(Shape, f64)> = existing
+        .iter()
+        .filter(|m| m.status == Status::Ok)
+        .filter_map(|m| Some((m.shape().ok()?, m.timing.as_ref()?.median_ms)))
+        .collect();
+    let mut all = existing;
+    // Measured seconds / raw estimate, per shape: the estimate's calibration.
+    let mut cost_ratios: Vec<f64> = vec![];
+    let started = Instant::now();
+    let mut measured_now = 0;
+
+    loop {
+        let remaining = budget.as_secs_f64() - started.elapsed().as_secs_f64();
+        if remaining <= 0.0 {
+            break;
+        }
+        let guess = Guess::from_measured(&measured);
+        let calibration = if cost_ratios.is_empty() {
+            1.0
+        } else {
+            let mut r = cost_ratios.clone();
+            r.sort_by(f64::total_cmp);
+            fit::metrics::median_sorted(&r)
+        };
+        let shapes: Vec<&Shape> = pool.iter().map(|c| &c.shape).collect();
+        let rows = design_rows(&shapes, &guess);
+        let costs: Vec<f64> = pool
+            .iter()
+            .map(|c| calibration * raw_cost_s(&c.shape, guess.latency_ms(&c.shape), &schedule))
+            .collect();
+        let Some(next) = choose_next(criterion, &rows, &costs, &chosen, remaining) else {
+            break;
+        };
+        chosen[next] = true;
+        let candidate = pool[next].clone();
+        let t0 = Instant::now();
+        let report = runner::run(
+            &Sweep {
+                name: "onboard".into(),
+                entries: vec![SweepEntry {
+                    family: candidate.family.clone(),
+                    shape: candidate.shape,
+                }],
+            },
+            &RunOptions {
+                backend,
+                gelu,
+                schedule: schedule.clone(),
+                out,
+                progress: false,
+            },
+        )?;
+        let spent = t0.elapsed().as_secs_f64();
+        cost_ratios.push(spent / raw_cost_s(&candidate.shape, guess.latency_ms(&candidate.shape), &schedule));
+        for m in report.written {
+            if let (Status::Ok, Some(t)) = (m.status, m.timing.as_ref()) {
+                measured.push((candidate.shape, t.median_ms));
+            }
+            on_measured(&m, spent);
+            measured_now += 1;
+            all.push(m);
+        }
+    }
+    Ok(OnboardReport {
+        measurements: all,
+        measured_now,
+        spent_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_grows_with_latency_and_is_capped() {
+        let s = planner::ShapeSpec::new(2, 128).validate().unwrap();
+        let sched = schedule(Duration::from_secs(300));
+        let small = raw_cost_s(&s, 0.1, &sched);
+        let big = raw_cost_s(&s, 500.0, &sched);
+        assert!(small > 0.5 && small < 1.5, "{small}");
+        assert!(big > small);
+        assert!(big <= sched.job_time_cap.as_secs_f64() + 1.0);
+    }
+
+    #[test]
+    fn short_budgets_cap_each_shape_shorter() {
+        assert_eq!(
+            schedule(Duration::from_secs(60)).job_time_cap,
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            schedule(Duration::from_secs(3600)).job_time_cap,
+            Duration::from_secs(20)
+        );
+    }
+}
