@@ -113,6 +113,10 @@ struct FitArgs {
     /// Name stored in the profile.
     #[arg(long, default_value = "default (2-core Xeon, CPU backends)")]
     name: String,
+    /// Measurement files or folders to check the new profile against
+    /// (shapes measured independently, e.g. by a full sweep).
+    #[arg(long)]
+    evaluate: Vec<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -303,7 +307,13 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
             Design::IOptimal => fit::design::Criterion::IOptimal,
             Design::DOptimal => fit::design::Criterion::DOptimal,
         };
-        let report = bench::onboard::onboard(name, args.gelu, args.budget, criterion, &args.measurements_out, |m, s| {
+        let report = bench::onboard::onboard(
+            name,
+            args.gelu,
+            args.budget,
+            criterion,
+            &args.measurements_out,
+            |m, s| {
                 let what = match &m.timing {
                     Some(t) => planner::format::duration_ms(t.median_ms),
                     None => format!("failed: {}", m.error.as_deref().unwrap_or("unknown error")),
@@ -312,7 +322,8 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
                     "  L={:<3} d={:<5} h={:<3} n={:<4} b={:<2} V={:<6} {what:>10}   ({s:.1} s)",
                     m.layers, m.d_model, m.heads, m.seq, m.batch, m.vocab
                 );
-            })?;
+            },
+        )?;
         eprintln!(
             "{name}: {} shapes measured in {:.0} s ({} in the file for this machine)",
             report.measured_now,
@@ -320,14 +331,20 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
             report.measurements.len()
         );
     }
-    let (_, fits) = fit(&FitArgs {
+    fit(&FitArgs {
         measurements: vec![args.measurements_out.clone()],
         out: args.out.clone(),
         name: args.name.clone(),
+        evaluate: args.evaluate.clone(),
     })?;
-    for path in &args.evaluate {
+    Ok(())
+}
+
+/// Prints how well each fitted backend predicts independently measured shapes.
+fn evaluate(fits: &[fit::profile_fit::BackendFit], paths: &[PathBuf]) -> anyhow::Result<()> {
+    for path in paths {
         let others = fitting::group(&load(std::slice::from_ref(path))?);
-        for f in &fits {
+        for f in fits {
             let Some(d) = others.iter().find(|d| d.backend == f.profile.backend) else {
                 continue;
             };
@@ -353,28 +370,57 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<bench::record::Measurement>> {
-    let mut all = vec![];
+/// Reads measurement files (folders: every *.jsonl in them), one session per file.
+fn load_sessions(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<bench::record::Measurement>)>> {
+    let mut files = vec![];
     for path in paths {
-        let r = if path.is_dir() {
-            record::read_dir(path)
+        if path.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect();
+            inside.sort();
+            files.extend(inside);
         } else {
-            record::read(path)
+            files.push(path.clone());
         }
-        .with_context(|| format!("reading {}", path.display()))?;
-        for (line, why) in &r.skipped {
-            eprintln!("warning: {}: skipped line {line}: {why}", path.display());
-        }
-        all.extend(r.measurements);
     }
-    if all.is_empty() {
+    let mut sessions = vec![];
+    for file in files {
+        let r = record::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        for (line, why) in &r.skipped {
+            eprintln!("warning: {}: skipped line {line}: {why}", file.display());
+        }
+        let name = file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        sessions.push((name, r.measurements));
+    }
+    if sessions.iter().all(|(_, ms)| ms.is_empty()) {
         bail!("no measurements found in {:?}", paths);
     }
-    Ok(all)
+    Ok(sessions)
 }
 
-fn fit(args: &FitArgs) -> anyhow::Result<(Vec<fitting::BackendData>, Vec<fit::profile_fit::BackendFit>)> {
-    let measurements = load(&args.measurements)?;
+fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<bench::record::Measurement>> {
+    Ok(load_sessions(paths)?.into_iter().flat_map(|(_, ms)| ms).collect())
+}
+
+type Fitted = (
+    Vec<fitting::BackendData>,
+    Vec<fit::profile_fit::BackendFit>,
+    Vec<fitting::SessionFactor>,
+);
+
+fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
+    let mut sessions = load_sessions(&args.measurements)?;
+    let factors = fitting::normalize_sessions(&mut sessions);
+    for f in factors.iter().filter(|f| !f.reference) {
+        eprintln!("{f}");
+    }
+    let measurements: Vec<bench::record::Measurement> = sessions.into_iter().flat_map(|(_, ms)| ms).collect();
     let data = fitting::group(&measurements);
     let source = format!(
         "{} ({} measurements)",
@@ -410,13 +456,15 @@ fn fit(args: &FitArgs) -> anyhow::Result<(Vec<fitting::BackendData>, Vec<fit::pr
         );
     }
     eprintln!("wrote {}", args.out.display());
-    Ok((data, fits))
+    evaluate(&fits, &args.evaluate)?;
+    Ok((data, fits, factors))
 }
 
 fn report(args: &ReportArgs) -> anyhow::Result<()> {
-    let (data, fits) = fit(&args.fit)?;
+    let (data, fits, factors) = fit(&args.fit)?;
     let points: Vec<Vec<fit::Point>> = data.into_iter().map(|d| d.points).collect();
-    let (markdown, files) = fit::report::render(&fits, &points);
+    let sessions: Vec<String> = factors.iter().map(ToString::to_string).collect();
+    let (markdown, files) = fit::report::render(&fits, &points, &sessions);
     std::fs::create_dir_all(&args.dir)?;
     std::fs::write(args.dir.join("report.md"), markdown)?;
     for (name, svg) in files {

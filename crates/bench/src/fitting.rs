@@ -22,6 +22,121 @@ pub struct BackendData {
     pub fingerprint: BTreeMap<String, String>,
 }
 
+/// How one measuring session (one file) relates to the reference session of a backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionFactor {
+    /// Backend.
+    pub backend: String,
+    /// Session (file) name.
+    pub session: String,
+    /// Its latencies divided by the reference session's on the shapes both
+    /// measured (median ratio); `None` for the reference itself or when fewer
+    /// than [`MIN_ANCHORS`] shapes are shared (then left unscaled).
+    pub factor: Option<f64>,
+    /// Shapes shared with the reference session.
+    pub anchors: usize,
+    /// True for the reference session (the one with most measurements).
+    pub reference: bool,
+}
+
+/// Shapes two sessions must share before one is scaled to the other.
+pub const MIN_ANCHORS: usize = 2;
+
+fn key(m: &Measurement) -> Option<String> {
+    Some(format!(
+        "{}|{}",
+        crate::record::shape_key(&m.shape().ok()?),
+        m.gelu.name()
+    ))
+}
+
+/// A cloud machine runs 10–30% faster or slower from one hour to the next,
+/// while shapes measured in one session stay within a few percent of each
+/// other. Each session (file) of a backend is therefore scaled to the session
+/// with the most measurements, by the median ratio over the shapes both
+/// measured ("anchors"), before fitting; sessions without anchors are left as
+/// they are and reported.
+pub fn normalize_sessions(sessions: &mut [(String, Vec<Measurement>)]) -> Vec<SessionFactor> {
+    let ok = |m: &Measurement| m.status == Status::Ok && m.kind == "prefill" && m.timing.is_some();
+    let mut backends: Vec<String> = sessions
+        .iter()
+        .flat_map(|(_, ms)| ms.iter().filter(|m| ok(m)).map(|m| m.backend.clone()))
+        .collect();
+    backends.sort();
+    backends.dedup();
+    let mut factors = vec![];
+    for backend in backends {
+        let medians = |ms: &[Measurement]| -> BTreeMap<String, f64> {
+            let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            for m in ms.iter().filter(|m| ok(m) && m.backend == backend) {
+                if let Some(k) = key(m) {
+                    by.entry(k)
+                        .or_default()
+                        .push(m.timing.as_ref().unwrap().median_ms);
+                }
+            }
+            by.into_iter()
+                .map(|(k, v)| (k, v.iter().sum::<f64>() / v.len() as f64))
+                .collect()
+        };
+        let per_session: Vec<BTreeMap<String, f64>> = sessions.iter().map(|(_, ms)| medians(ms)).collect();
+        let Some(reference) = (0..sessions.len())
+            .filter(|&i| !per_session[i].is_empty())
+            .max_by_key(|&i| (per_session[i].len(), std::cmp::Reverse(i)))
+        else {
+            continue;
+        };
+        for (i, (name, ms)) in sessions.iter_mut().enumerate() {
+            if per_session[i].is_empty() {
+                continue;
+            }
+            let mut ratios: Vec<f64> = per_session[i]
+                .iter()
+                .filter_map(|(k, t)| per_session[reference].get(k).map(|r| t / r))
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            let anchors = ratios.len();
+            let factor =
+                (i != reference && anchors >= MIN_ANCHORS).then(|| fit::metrics::median_sorted(&ratios));
+            if let Some(f) = factor {
+                for m in ms.iter_mut().filter(|m| m.backend == backend) {
+                    if let Some(t) = m.timing.as_mut() {
+                        t.median_ms /= f;
+                        t.ci95_ms = [t.ci95_ms[0] / f, t.ci95_ms[1] / f];
+                        t.mean_ms /= f;
+                    }
+                }
+            }
+            factors.push(SessionFactor {
+                backend: backend.clone(),
+                session: name.clone(),
+                factor,
+                anchors,
+                reference: i == reference,
+            });
+        }
+    }
+    factors
+}
+
+impl std::fmt::Display for SessionFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.reference, self.factor) {
+            (true, _) => write!(f, "{} `{}`: reference session", self.backend, self.session),
+            (false, Some(x)) => write!(
+                f,
+                "{} `{}`: ×{x:.3} the reference's latency on {} shared shapes; scaled to it",
+                self.backend, self.session, self.anchors
+            ),
+            (false, None) => write!(
+                f,
+                "{} `{}`: only {} shared shapes, left unscaled",
+                self.backend, self.session, self.anchors
+            ),
+        }
+    }
+}
+
 /// Median of the repeat differences: the noise floor, %.
 pub fn noise_floor(diffs: &[f64]) -> Option<f64> {
     if diffs.is_empty() {
@@ -78,6 +193,23 @@ pub fn group(measurements: &[Measurement]) -> Vec<BackendData> {
                 .or_default()
                 .push(m);
         }
+        // The noise floor compares the two runs that share the most shapes
+        // (back-to-back passes of a sweep), not runs hours apart.
+        let mut pair_counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for group in per_shape.values() {
+            let mut runs: Vec<&str> = group.iter().map(|m| m.run_id.as_str()).collect();
+            runs.sort();
+            runs.dedup();
+            for (i, a) in runs.iter().enumerate() {
+                for b in &runs[i + 1..] {
+                    *pair_counts.entry((a, b)).or_default() += 1;
+                }
+            }
+        }
+        let repeat_pair = pair_counts
+            .into_iter()
+            .max_by_key(|&(k, c)| (c, std::cmp::Reverse(k)))
+            .map(|(k, _)| k);
         let mut points = vec![];
         let mut diffs = vec![];
         for group in per_shape.values() {
@@ -85,9 +217,16 @@ pub fn group(measurements: &[Measurement]) -> Vec<BackendData> {
                 .iter()
                 .map(|m| m.timing.as_ref().unwrap().median_ms)
                 .collect();
-            if medians.len() >= 2 {
-                let (a, b) = (medians[0], medians[medians.len() - 1]);
-                diffs.push(200.0 * (a - b).abs() / (a + b));
+            if let Some((ra, rb)) = repeat_pair {
+                let run = |id: &str| {
+                    group
+                        .iter()
+                        .find(|m| m.run_id == id)
+                        .map(|m| m.timing.as_ref().unwrap().median_ms)
+                };
+                if let (Some(a), Some(b)) = (run(ra), run(rb)) {
+                    diffs.push(200.0 * (a - b).abs() / (a + b));
+                }
             }
             let first = group[0];
             let t = first.timing.as_ref().unwrap();

@@ -1,19 +1,31 @@
 //! The embedded default profile reproduces the committed measurements within
-//! its own stated error.
+//! its own stated error, once each session is scaled to its reference session
+//! as the fit does (the profile describes the machine in its reference session).
 
 use std::path::Path;
 
+use bench::fitting::normalize_sessions;
 use bench::record::{self, Status};
 use planner::predict::predict_backend;
 
 #[test]
 fn default_profile_reproduces_committed_measurements() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/measurements");
-    let data = record::read_dir(&dir).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let mut sessions: Vec<(String, Vec<record::Measurement>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), record::read(f).unwrap().measurements))
+        .collect();
+    normalize_sessions(&mut sessions);
+    let measurements: Vec<record::Measurement> = sessions.into_iter().flat_map(|(_, ms)| ms).collect();
     let profile = planner::default_profile();
     for b in &profile.backends {
-        let ms: Vec<_> = data
-            .measurements
+        let ms: Vec<_> = measurements
             .iter()
             .filter(|m| m.backend == b.backend && m.status == Status::Ok && m.kind == "prefill")
             .collect();

@@ -381,8 +381,14 @@ mod tests {
         let mut chosen = vec![false; rows.len()];
         chosen[0] = true;
         chosen[1] = true;
-        assert_eq!(choose_next(Criterion::IOptimal, &rows, &costs, &chosen, 10.0), Some(3));
-        assert_eq!(choose_next(Criterion::DOptimal, &rows, &costs, &chosen, 10.0), Some(2));
+        assert_eq!(
+            choose_next(Criterion::IOptimal, &rows, &costs, &chosen, 10.0),
+            Some(3)
+        );
+        assert_eq!(
+            choose_next(Criterion::DOptimal, &rows, &costs, &chosen, 10.0),
+            Some(2)
+        );
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub fn log_log_slope(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     let (slope, _, sse) = line(&xs, &ys);
     let my = ys.iter().sum::<f64>() / ys.len() as f64;
     let sst: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
-    let spread = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max) - xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let spread = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        - xs.iter().copied().fold(f64::INFINITY, f64::min);
     (spread > 0.0 && sst > 0.0).then(|| (slope, 1.0 - sse / sst))
 }
 
@@ -109,7 +110,10 @@ mod tests {
 
     #[test]
     fn log_log_slope_recovers_a_power_law() {
-        let pts: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0, 16.0].iter().map(|&l: &f64| (l, 3.0 * l.powf(1.25))).collect();
+        let pts: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0, 16.0]
+            .iter()
+            .map(|&l: &f64| (l, 3.0 * l.powf(1.25)))
+            .collect();
         let (slope, r2) = log_log_slope(&pts).unwrap();
         assert!((slope - 1.25).abs() < 1e-12 && (r2 - 1.0).abs() < 1e-12);
         assert!(log_log_slope(&pts[..2]).is_none());

@@ -122,9 +122,14 @@ pub fn scatter_svg(title: &str, measured: &[f64], predicted: &[f64]) -> String {
     s
 }
 
-/// Renders the report. `points[i]` are the points `fits[i]` was fitted on.
-/// Returns the Markdown and the SVG files it links to (name, content).
-pub fn render(fits: &[BackendFit], points: &[Vec<Point>]) -> (String, Vec<(String, String)>) {
+/// Renders the report. `points[i]` are the points `fits[i]` was fitted on;
+/// `sessions` says how each measuring session was scaled to its backend's
+/// reference session. Returns the Markdown and the SVG files it links to.
+pub fn render(
+    fits: &[BackendFit],
+    points: &[Vec<Point>],
+    sessions: &[String],
+) -> (String, Vec<(String, String)>) {
     let mut out = String::new();
     let mut files = vec![];
     let _ = writeln!(out, "# Chimera latency report\n");
@@ -132,6 +137,16 @@ pub fn render(fits: &[BackendFit], points: &[Vec<Point>]) -> (String, Vec<(Strin
         out,
         "Regenerated from the committed measurements by `cargo run -p bench --release -- report`. Every number below is computed from data; nothing is typed in by hand.\n"
     );
+    if !sessions.is_empty() {
+        let _ = writeln!(
+            out,
+            "Sessions: this machine's speed drifts between measuring sessions far more than within one, so each session (file) is scaled to its backend's reference session by the median latency ratio over the shapes both measured, before fitting:\n"
+        );
+        for s in sessions {
+            let _ = writeln!(out, "- {s}");
+        }
+        let _ = writeln!(out);
+    }
     for (f, pts) in fits.iter().zip(points) {
         let p = &f.profile;
         let _ = writeln!(out, "## Backend `{}`\n", p.backend);
@@ -340,7 +355,9 @@ pub fn render(fits: &[BackendFit], points: &[Vec<Point>]) -> (String, Vec<(Strin
                 } else {
                     "refutes"
                 };
-                line.push_str(&format!("; {verdict} TR121's CPU L^{claim} (GPU claim L^1.95 not testable here)"));
+                line.push_str(&format!(
+                    "; {verdict} TR121's CPU L^{claim} (GPU claim L^1.95 not testable here)"
+                ));
             }
             let _ = writeln!(out, "{line}. Figure: `{file}`.");
             files.push((file, series_svg(&p.backend, &p.model, &ser, vary)));
@@ -369,7 +386,11 @@ fn series_svg(backend: &str, model: &LatencyModel, ser: &ScalingSeries, vary: Va
             .map(|s| (s.layers() as f64, model.predict_ms(&s)))
             .collect(),
         Vary::Width => (lo / 64..=hi / 64)
-            .filter_map(|k| first.with_depth_width(first.layers(), 64 * k.max(1), k.max(1)).ok())
+            .filter_map(|k| {
+                first
+                    .with_depth_width(first.layers(), 64 * k.max(1), k.max(1))
+                    .ok()
+            })
             .map(|s| (s.d_model() as f64, model.predict_ms(&s)))
             .collect(),
     };
@@ -415,7 +436,11 @@ fn render_comparisons(out: &mut String, fits: &[BackendFit], points: &[Vec<Point
                 c.rows.len(),
                 c.b
             );
-            let _ = writeln!(out, "| shape | params | {} | {} | {}/{} |\n|---|---|---|---|---|", c.a, c.b, c.a, c.b);
+            let _ = writeln!(
+                out,
+                "| shape | params | {} | {} | {}/{} |\n|---|---|---|---|---|",
+                c.a, c.b, c.a, c.b
+            );
             for (s, ta, tb) in &c.rows {
                 let _ = writeln!(
                     out,
@@ -427,7 +452,10 @@ fn render_comparisons(out: &mut String, fits: &[BackendFit], points: &[Vec<Point
                 );
             }
             if c.switches.is_empty() {
-                let _ = writeln!(out, "\nMeasured: the faster backend does not change with size at the base sequence and batch.");
+                let _ = writeln!(
+                    out,
+                    "\nMeasured: the faster backend does not change with size at the base sequence and batch."
+                );
             }
             for (params, below, above) in &c.switches {
                 let _ = writeln!(
@@ -443,7 +471,9 @@ fn render_comparisons(out: &mut String, fits: &[BackendFit], points: &[Vec<Point
                 source: String::new(),
                 backends: vec![a.clone(), b.clone()],
             };
-            let gpt2 = planner::ShapeSpec::new(12, 768).validate().expect("GPT-2 small is valid");
+            let gpt2 = planner::ShapeSpec::new(12, 768)
+                .validate()
+                .expect("GPT-2 small is valid");
             let scaling = planner::crossover::backend_scaling(&profile, &gpt2);
             for x in &scaling.crossovers {
                 let _ = writeln!(

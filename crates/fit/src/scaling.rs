@@ -126,7 +126,8 @@ pub fn compare(a: &str, a_points: &[Point], b: &str, b_points: &[Point]) -> Opti
     for w in base.windows(2) {
         let (lo, hi) = (faster(w[0]), faster(w[1]));
         if lo != hi {
-            let p = (w[0].0.accounting().params.total as f64 * w[1].0.accounting().params.total as f64).sqrt();
+            let p =
+                (w[0].0.accounting().params.total as f64 * w[1].0.accounting().params.total as f64).sqrt();
             switches.push((p as u64, lo.to_string(), hi.to_string()));
         }
     }
@@ -181,7 +182,10 @@ mod tests {
     fn comparison_finds_where_the_faster_backend_changes() {
         let shapes = [(1u64, 64u64), (2, 128), (4, 256), (8, 512)];
         let a: Vec<Point> = shapes.iter().map(|&(l, d)| point(l, d, 1.0 + l as f64)).collect();
-        let b: Vec<Point> = shapes.iter().map(|&(l, d)| point(l, d, 0.5 * (1.0 + l as f64).powf(1.5))).collect();
+        let b: Vec<Point> = shapes
+            .iter()
+            .map(|&(l, d)| point(l, d, 0.5 * (1.0 + l as f64).powf(1.5)))
+            .collect();
         // b: 1.41, 2.6, 5.6, 13.5 vs a: 2, 3, 5, 9 → b faster below, a from L=4.
         let c = compare("a", &a, "b", &b).unwrap();
         assert_eq!(c.rows.len(), 4);

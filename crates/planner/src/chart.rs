@@ -149,7 +149,8 @@ pub fn render_svg(chart: &Chart) -> String {
     let ys = chart.series.iter().flat_map(|se| se.points.iter().map(|p| p.1));
     let marker_x = chart.marker.iter().map(|m| m.0);
     let marker_y = chart.marker.iter().map(|m| m.1);
-    let (Some((x0, x1)), Some((y0, y1))) = (log_range(xs.chain(marker_x)), log_range(ys.chain(marker_y))) else {
+    let (Some((x0, x1)), Some((y0, y1))) = (log_range(xs.chain(marker_x)), log_range(ys.chain(marker_y)))
+    else {
         let _ = writeln!(
             s,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">no data to draw</text>\n</svg>",
@@ -299,8 +300,13 @@ pub fn depth_chart(profile: &Profile, base: &Shape, proposed: Option<&Shape>, c:
             .iter()
             .map(|b| b.model.predict_ms(p))
             .fold(f64::INFINITY, f64::min);
-        best.is_finite()
-            .then(|| (p.layers() as f64, best, format!("proposed L={} d={}", p.layers(), p.d_model())))
+        best.is_finite().then(|| {
+            (
+                p.layers() as f64,
+                best,
+                format!("proposed L={} d={}", p.layers(), p.d_model()),
+            )
+        })
     });
     Chart {
         title: format!(
@@ -351,7 +357,12 @@ pub fn params_chart(scaling: &BackendScaling, proposed: Option<&Shape>) -> Chart
         guides: scaling
             .crossovers
             .iter()
-            .map(|c| (c.params_total as f64, format!("{} → {}", c.faster_below, c.faster_above)))
+            .map(|c| {
+                (
+                    c.params_total as f64,
+                    format!("{} → {}", c.faster_below, c.faster_above),
+                )
+            })
             .collect(),
     }
 }

@@ -31,11 +31,17 @@ pub enum Term {
     HeadLayers,
     /// Million logits written (T·V): the LM head's output traffic, independent of width.
     LogitsMelem,
+    /// Matmul GFLOP × 64/d_model: the extra cost of narrow matrices, where GEMM
+    /// kernels run below their peak (ms per GFLOP at d_model = 64).
+    NarrowMatmulGflop,
+    /// Matmul GFLOP × 128/T (T = n·b tokens): the extra cost of skinny matrices
+    /// when few tokens are processed (ms per GFLOP at T = 128).
+    ShortMatmulGflop,
 }
 
 impl Term {
     /// Every term, in a stable order.
-    pub const ALL: [Term; 9] = [
+    pub const ALL: [Term; 11] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -45,6 +51,8 @@ impl Term {
         Term::ElementwiseMelem,
         Term::HeadLayers,
         Term::LogitsMelem,
+        Term::NarrowMatmulGflop,
+        Term::ShortMatmulGflop,
     ];
 
     /// Stable snake_case name (as in profiles).
@@ -59,6 +67,8 @@ impl Term {
             Term::ElementwiseMelem => "elementwise_melem",
             Term::HeadLayers => "head_layers",
             Term::LogitsMelem => "logits_melem",
+            Term::NarrowMatmulGflop => "narrow_matmul_gflop",
+            Term::ShortMatmulGflop => "short_matmul_gflop",
         }
     }
 
@@ -67,7 +77,11 @@ impl Term {
         match self {
             Term::Constant => "ms",
             Term::Layers => "ms/layer",
-            Term::MatmulGflop | Term::AttentionGflop | Term::LmHeadGflop => "ms/GFLOP",
+            Term::MatmulGflop
+            | Term::AttentionGflop
+            | Term::LmHeadGflop
+            | Term::NarrowMatmulGflop
+            | Term::ShortMatmulGflop => "ms/GFLOP",
             Term::WeightMb => "ms/MB",
             Term::ElementwiseMelem | Term::LogitsMelem => "ms/Melem",
             Term::HeadLayers => "ms/(head·layer)",
@@ -79,7 +93,8 @@ impl Term {
         match self {
             Term::Constant => Component::Constant,
             Term::Layers => Component::PerLayerFixed,
-            Term::MatmulGflop => Component::Mlp, // split further by FLOP share in predict
+            // Split further by FLOP share in predict.
+            Term::MatmulGflop | Term::NarrowMatmulGflop | Term::ShortMatmulGflop => Component::Mlp,
             Term::AttentionGflop | Term::HeadLayers => Component::Attention,
             Term::LmHeadGflop | Term::LogitsMelem => Component::LmHead,
             Term::WeightMb | Term::ElementwiseMelem => Component::MemoryTraffic,
@@ -119,19 +134,26 @@ impl Component {
     }
 }
 
+fn matmul_gflop(shape: &Shape) -> f64 {
+    let a = shape.accounting();
+    (a.flops.attention_projections + a.flops.mlp) as f64 / 1e9
+}
+
 /// The value of one term for a shape.
 pub fn term_value(term: Term, shape: &Shape) -> f64 {
     let a = shape.accounting();
     match term {
         Term::Constant => 1.0,
         Term::Layers => shape.layers() as f64,
-        Term::MatmulGflop => (a.flops.attention_projections + a.flops.mlp) as f64 / 1e9,
+        Term::MatmulGflop => matmul_gflop(shape),
         Term::AttentionGflop => a.flops.attention_scores as f64 / 1e9,
         Term::LmHeadGflop => a.flops.lm_head as f64 / 1e9,
         Term::WeightMb => (a.bytes.block_weights + a.params.token_embedding * 4) as f64 / 1e6,
         Term::ElementwiseMelem => a.bytes.elementwise_elements as f64 / 1e6,
         Term::HeadLayers => (shape.layers() * shape.batch() * shape.heads()) as f64,
         Term::LogitsMelem => (shape.tokens() * shape.vocab()) as f64 / 1e6,
+        Term::NarrowMatmulGflop => matmul_gflop(shape) * 64.0 / shape.d_model() as f64,
+        Term::ShortMatmulGflop => matmul_gflop(shape) * 128.0 / shape.tokens() as f64,
     }
 }
 

@@ -256,7 +256,10 @@ pub fn charts(profile: &Profile, request: &PlanRequest) -> Result<PlanCharts, Pl
         ))
     });
     let params_svg = proposed.map(|s| render_svg(&params_chart(&backend_scaling(&profile, &s), Some(&s))));
-    Ok(PlanCharts { depth_svg, params_svg })
+    Ok(PlanCharts {
+        depth_svg,
+        params_svg,
+    })
 }
 
 #[cfg(test)]

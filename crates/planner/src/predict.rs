@@ -52,7 +52,10 @@ fn breakdown(model: &LatencyModel, shape: &Shape) -> Vec<ComponentTime> {
     };
     for c in terms {
         let ms = c.value * term_value(c.term, shape);
-        if c.term == Term::MatmulGflop {
+        if matches!(
+            c.term,
+            Term::MatmulGflop | Term::NarrowMatmulGflop | Term::ShortMatmulGflop
+        ) {
             // Split projections vs MLP by their FLOP shares.
             let proj = a.flops.attention_projections as f64;
             let share = proj / (proj + a.flops.mlp as f64);
