@@ -324,8 +324,13 @@ pub fn depth_chart(profile: &Profile, base: &Shape, proposed: Option<&Shape>, c:
     }
 }
 
-/// Latency vs total parameters per backend along the scaling path, with crossovers.
-pub fn params_chart(scaling: &BackendScaling, proposed: Option<&Shape>) -> Chart {
+/// Latency vs total parameters per backend along the scaling path, with
+/// crossovers and the largest measured model (beyond it, lines extrapolate).
+pub fn params_chart(
+    scaling: &BackendScaling,
+    proposed: Option<&Shape>,
+    measured_max_params: Option<u64>,
+) -> Chart {
     let series = scaling
         .backends
         .iter()
@@ -363,6 +368,7 @@ pub fn params_chart(scaling: &BackendScaling, proposed: Option<&Shape>) -> Chart
                     format!("{} → {}", c.faster_below, c.faster_above),
                 )
             })
+            .chain(measured_max_params.map(|p| (p as f64, format!("measured up to {}", count(p)))))
             .collect(),
     }
 }
@@ -436,7 +442,9 @@ mod tests {
     fn params_chart_snapshot() {
         let p = crate::default_profile();
         let s = ShapeSpec::new(12, 768).validate().unwrap();
-        let svg = render_svg(&params_chart(&backend_scaling(&p, &s), Some(&s)));
+        let max = p.backends.iter().map(|b| b.validity.params_total[1]).max();
+        let svg = render_svg(&params_chart(&backend_scaling(&p, &s), Some(&s), max));
+        assert!(svg.contains("measured up to"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         insta::assert_snapshot!("params_chart_gpt2_small", svg);
     }

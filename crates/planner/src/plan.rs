@@ -255,7 +255,14 @@ pub fn charts(profile: &Profile, request: &PlanRequest) -> Result<PlanCharts, Pl
             &request.constraints(b),
         ))
     });
-    let params_svg = proposed.map(|s| render_svg(&params_chart(&backend_scaling(&profile, &s), Some(&s))));
+    let measured_max = profile.backends.iter().map(|b| b.validity.params_total[1]).max();
+    let params_svg = proposed.map(|s| {
+        render_svg(&params_chart(
+            &backend_scaling(&profile, &s),
+            Some(&s),
+            measured_max,
+        ))
+    });
     Ok(PlanCharts {
         depth_svg,
         params_svg,

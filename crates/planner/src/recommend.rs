@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::predict::predict_backend;
-use crate::profile::Profile;
+use crate::profile::{BackendProfile, Profile};
 use crate::shape::Shape;
 
 /// Limits on the shapes considered.
@@ -126,29 +125,31 @@ pub fn recommend(
     proposed: Option<&Shape>,
     c: &Constraints,
 ) -> Recommendation {
-    let best_on = |s: &Shape| {
+    // Only the latency is needed to rank: the model alone, not a full
+    // prediction with breakdown and interval (this runs for every candidate).
+    let best_on = |s: &Shape| -> (&BackendProfile, f64) {
         profile
             .backends
             .iter()
-            .map(|b| predict_backend(b, s))
-            .min_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms))
+            .map(|b| (b, b.model.predict_ms(s).max(f64::MIN_POSITIVE)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
             .expect("profiles have at least one backend")
     };
-    let proposed_ms = proposed.map(|p| best_on(p).latency_ms);
+    let proposed_ms = proposed.map(|p| best_on(p).1);
     let mut candidates = vec![];
     for shape in iso_parameter_shapes(base, c) {
         let a = shape.accounting();
-        let p = best_on(&shape);
+        let (b, latency_ms) = best_on(&shape);
         candidates.push(Candidate {
             layers: shape.layers(),
             d_model: shape.d_model(),
             heads: shape.heads(),
             params_non_embedding: a.params.non_embedding,
             params_total: a.params.total,
-            backend: p.backend.clone(),
-            latency_ms: p.latency_ms,
-            speedup: proposed_ms.map_or(1.0, |m| m / p.latency_ms),
-            extrapolated: p.extrapolated,
+            backend: b.backend.clone(),
+            latency_ms,
+            speedup: proposed_ms.map_or(1.0, |m| m / latency_ms),
+            extrapolated: !b.validity.outside(&shape).is_empty(),
         });
     }
     candidates.sort_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms));

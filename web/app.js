@@ -1,0 +1,328 @@
+// Chimera web calculator: a thin page over the planner compiled to WebAssembly.
+// All numbers come from the wasm module (the same code as chimera-plan); this
+// file reads fields, keeps the URL hash in sync, and renders with textContent
+// only, so no text from a profile or the address bar is ever parsed as HTML.
+
+import init, { Planner, duration, count, parse_count, max_profile_bytes } from "./pkg/chimera_web.js";
+
+const FIELDS = ["layers", "d_model", "heads", "seq", "batch", "vocab", "budget", "backend", "profile"];
+const HASH_KEYS = { layers: "L", d_model: "d", heads: "h", seq: "n", batch: "b", vocab: "V", budget: "budget", backend: "backend", profile: "profile" };
+const TOP = 10;
+
+const timings = { firstResultMs: null, recomputeMs: [] };
+window.chimeraTimings = timings;
+
+let planner = null; // the active Planner
+const planners = new Map(); // profile key -> Planner
+
+const $ = (id) => document.getElementById(id);
+
+function setError(field, message) {
+  const el = $(`${field}-error`);
+  if (el) el.textContent = message || "";
+  const input = $(field);
+  if (input) input.setAttribute("aria-invalid", message ? "true" : "false");
+}
+
+function clearErrors() {
+  for (const f of FIELDS) setError(f, "");
+  $("general-error").textContent = "";
+}
+
+// Whole numbers only: "12", not "12.5", "1e3" or "-1".
+function readInteger(field, { optional = false } = {}) {
+  const text = $(field).value.trim();
+  if (text === "") {
+    if (optional) return null;
+    setError(field, "required: a whole number");
+    throw new Error("invalid");
+  }
+  if (!/^\d+$/.test(text)) {
+    setError(field, "must be a whole number, e.g. 12");
+    throw new Error("invalid");
+  }
+  const v = Number(text);
+  if (!Number.isSafeInteger(v)) {
+    setError(field, "is too large");
+    throw new Error("invalid");
+  }
+  return v;
+}
+
+function readRequest() {
+  let failed = false;
+  const read = (f, opts) => {
+    try {
+      return readInteger(f, opts);
+    } catch {
+      failed = true;
+      return null;
+    }
+  };
+  const request = {
+    layers: read("layers"),
+    d_model: read("d_model"),
+    heads: read("heads", { optional: true }),
+    seq: read("seq"),
+    batch: read("batch"),
+    vocab: read("vocab"),
+    backend: $("backend").value || null,
+    budget: null,
+  };
+  const budgetText = $("budget").value.trim();
+  if (budgetText !== "") {
+    try {
+      request.budget = parse_count(budgetText);
+    } catch (e) {
+      setError("budget", String(e.message || e));
+      failed = true;
+    }
+  }
+  return failed ? null : request;
+}
+
+// Planner errors name the field; show them next to it.
+function placePlannerError(message) {
+  const rules = [
+    ["d_model", /d_model|d-model/],
+    ["heads", /heads|head-size/],
+    ["layers", /layers/],
+    ["seq", /\bseq\b|positions/],
+    ["batch", /batch/],
+    ["vocab", /vocab/],
+    ["budget", /budget|tolerance/],
+  ];
+  for (const [field, re] of rules) {
+    if (re.test(message)) {
+      setError(field, message);
+      return;
+    }
+  }
+  $("general-error").textContent = message;
+}
+
+function cell(row, text, attrs = {}) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  for (const [k, v] of Object.entries(attrs)) td.setAttribute(k, v);
+  row.appendChild(td);
+  return td;
+}
+
+function showSvg(figureId, svgText, caption) {
+  const fig = $(figureId);
+  fig.replaceChildren();
+  if (!svgText) return;
+  // Parsed as XML, never as HTML: text in it was escaped by the planner.
+  const doc = new DOMParser().parseFromString(svgText, "image/svg+xml");
+  const svg = doc.documentElement;
+  if (svg.nodeName !== "svg") return;
+  fig.appendChild(document.importNode(svg, true));
+  const cap = document.createElement("figcaption");
+  cap.textContent = caption;
+  fig.appendChild(cap);
+}
+
+function render(plan, charts) {
+  const summary = $("summary");
+  summary.replaceChildren();
+  if (plan.shape && plan.params) {
+    const p = document.createElement("p");
+    p.textContent =
+      `${count(plan.params.total)} parameters (${count(plan.params.non_embedding)} non-embedding) · ` +
+      `${(plan.flops / 1e9).toFixed(1)} GFLOP per forward pass · profile: ${plan.profile}`;
+    summary.appendChild(p);
+  }
+
+  const tbody = $("predictions").querySelector("tbody");
+  tbody.replaceChildren();
+  for (const pr of plan.predictions) {
+    const tr = document.createElement("tr");
+    tr.dataset.backend = pr.backend;
+    cell(tr, pr.backend);
+    cell(tr, duration(pr.latency_ms), { "data-latency-ms": String(pr.latency_ms), class: "num" });
+    cell(tr, `${duration(pr.interval_ms[0])} – ${duration(pr.interval_ms[1])}`, { class: "num" });
+    cell(tr, `+${duration(pr.depth_tax_ms)}`, { class: "num" });
+    const regime = cell(tr, pr.regime);
+    if (pr.extrapolated) {
+      const warn = document.createElement("strong");
+      warn.className = "warn";
+      warn.textContent = ` extrapolated: ${pr.outside.join(", ")} outside the measured range`;
+      regime.appendChild(warn);
+    }
+    tbody.appendChild(tr);
+  }
+  $("predictions").hidden = plan.predictions.length === 0;
+
+  const cross = plan.crossovers.map(
+    (c) => `${c.faster_below} is faster below ~${count(c.params_total)} parameters, ${c.faster_above} above (scaling this shape's depth and width together).`,
+  );
+  $("crossovers").textContent = plan.best_backend
+    ? `Fastest backend: ${plan.best_backend}. ${cross.join(" ")}`
+    : "";
+
+  const alt = $("alternatives").querySelector("tbody");
+  alt.replaceChildren();
+  const rec = plan.recommendations;
+  if (rec) {
+    $("alternatives").querySelector("caption").textContent =
+      `Same budget (${count(rec.constraints.budget_non_embedding)} non-embedding ±${Math.round(rec.constraints.tolerance * 100)}%): ${rec.candidates.length} shapes, fastest ${Math.min(TOP, rec.candidates.length)}`;
+    for (const c of rec.candidates.slice(0, TOP)) {
+      const tr = document.createElement("tr");
+      if (plan.shape && c.layers === plan.shape.layers && c.d_model === plan.shape.d_model) tr.className = "proposed";
+      cell(tr, String(c.layers), { class: "num" });
+      cell(tr, String(c.d_model), { class: "num" });
+      cell(tr, String(c.heads), { class: "num" });
+      cell(tr, count(c.params_non_embedding), { class: "num" });
+      cell(tr, c.backend);
+      cell(tr, duration(c.latency_ms), { class: "num" });
+      cell(tr, `${c.speedup.toFixed(2)}×${c.extrapolated ? " (extrapolated)" : ""}`, { class: "num" });
+      alt.appendChild(tr);
+    }
+    const parts = [];
+    for (const [label, c] of [["Best shallow-wide", rec.best_shallow_wide], ["best deep-narrow", rec.best_deep_narrow]]) {
+      if (c) parts.push(`${label}: L=${c.layers} d=${c.d_model}, ${duration(c.latency_ms)} on ${c.backend} (${c.speedup.toFixed(2)}× vs proposed)`);
+    }
+    $("verdict").textContent = parts.join("; ");
+  } else {
+    $("verdict").textContent = "";
+  }
+  $("alternatives").hidden = !rec || rec.candidates.length === 0;
+
+  showSvg("depth-chart", charts.depth_svg, "Each line is one backend; the circle marks the proposed shape.");
+  showSvg("params-chart", charts.params_svg, "Dashed lines mark where the fastest backend changes and the largest measured model; beyond it the lines extrapolate.");
+}
+
+function writeHash() {
+  const params = new URLSearchParams();
+  for (const f of FIELDS) {
+    const v = $(f).value.trim();
+    if (v !== "" && !(f === "profile" && v === "embedded")) params.set(HASH_KEYS[f], v);
+  }
+  const hash = "#" + params.toString();
+  if (location.hash !== hash) history.replaceState(null, "", hash);
+}
+
+function readHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  for (const f of FIELDS) {
+    const v = params.get(HASH_KEYS[f]);
+    if (v === null) continue;
+    const el = $(f);
+    if (el.tagName === "SELECT" && ![...el.options].some((o) => o.value === v)) continue;
+    el.value = v;
+  }
+}
+
+function recompute() {
+  const t0 = performance.now();
+  clearErrors();
+  writeHash();
+  const request = readRequest();
+  if (!request || !planner) return;
+  let plan, charts;
+  try {
+    const json = JSON.stringify(request);
+    plan = JSON.parse(planner.plan(json));
+    charts = JSON.parse(planner.charts(json));
+  } catch (e) {
+    placePlannerError(String(e.message || e));
+    return;
+  }
+  render(plan, charts);
+  const t1 = performance.now();
+  if (timings.firstResultMs === null) {
+    timings.firstResultMs = t1; // from navigation start
+  } else {
+    timings.recomputeMs.push(t1 - t0);
+  }
+  $("status").textContent = "";
+  $("results").setAttribute("aria-busy", "false");
+  $("results").dataset.ready = "true";
+}
+
+function usePlanner(key) {
+  planner = planners.get(key) || planners.get("embedded");
+  const select = $("backend");
+  const keep = select.value;
+  select.replaceChildren(new Option("all in the profile", ""));
+  for (const b of planner.backends()) select.appendChild(new Option(b, b));
+  select.value = planner.backends().includes(keep) ? keep : "";
+}
+
+async function loadShippedProfiles() {
+  // Profiles committed under data/profiles, copied next to the page by the build.
+  try {
+    const res = await fetch("profiles/index.json");
+    if (!res.ok) return;
+    const names = await res.json();
+    for (const name of names) {
+      const text = await (await fetch(`profiles/${encodeURIComponent(name)}`)).text();
+      try {
+        const p = new Planner(text);
+        const key = `shipped:${name}`;
+        planners.set(key, p);
+        $("profile").appendChild(new Option(`${name} (${p.name()})`, key));
+      } catch {
+        // A shipped profile that this build cannot read is left out.
+      }
+    }
+  } catch {
+    // Opened without a server that serves profiles/: the embedded one is enough.
+  }
+}
+
+async function loadUserProfile(file) {
+  setError("profile", "");
+  if (file.size > max_profile_bytes()) {
+    setError("profile", `${file.name} is ${(file.size / 1048576).toFixed(1)} MiB; profiles are at most ${(max_profile_bytes() / 1048576).toFixed(0)} MiB`);
+    return;
+  }
+  const text = await file.text();
+  let p;
+  try {
+    p = new Planner(text);
+  } catch (e) {
+    setError("profile", `${file.name}: ${e.message || e}`);
+    return;
+  }
+  const key = `user:${file.name}`;
+  planners.set(key, p);
+  let option = [...$("profile").options].find((o) => o.value === key);
+  if (!option) {
+    option = new Option(`${file.name} (yours: ${p.name()})`, key);
+    $("profile").appendChild(option);
+  }
+  $("profile").value = key;
+  usePlanner(key);
+  recompute();
+}
+
+async function main() {
+  await init();
+  planners.set("embedded", Planner.embedded());
+  await loadShippedProfiles();
+  readHash();
+  usePlanner($("profile").value);
+  readHash(); // the backend list depends on the profile
+  $("inputs").addEventListener("input", (e) => {
+    if (e.target.id === "profile-file") return;
+    if (e.target.id === "profile") usePlanner(e.target.value);
+    recompute();
+  });
+  $("inputs").addEventListener("submit", (e) => e.preventDefault());
+  $("profile-file").addEventListener("change", (e) => {
+    const file = e.target.files && e.target.files[0];
+    if (file) loadUserProfile(file);
+  });
+  window.addEventListener("hashchange", () => {
+    readHash();
+    usePlanner($("profile").value);
+    recompute();
+  });
+  recompute();
+}
+
+main().catch((e) => {
+  $("status").textContent = `The calculator could not start: ${e.message || e}`;
+});
