@@ -18,7 +18,7 @@ pub struct BackendInfo {
 }
 
 /// Every backend, compiled in or not.
-pub const BACKENDS: [BackendInfo; 4] = [
+pub const BACKENDS: [BackendInfo; 5] = [
     BackendInfo {
         name: "flex",
         feature: "flex",
@@ -33,6 +33,14 @@ pub const BACKENDS: [BackendInfo; 4] = [
     },
     BackendInfo {
         name: "wgpu",
+        feature: "wgpu",
+        device: DeviceClass::Gpu,
+        compiled: cfg!(feature = "wgpu"),
+    },
+    // wgpu on its fallback software adapter (llvmpipe/lavapipe): exercises the
+    // GPU code path without a GPU; its timings never enter a profile.
+    BackendInfo {
+        name: "wgpu-cpu",
         feature: "wgpu",
         device: DeviceClass::Gpu,
         compiled: cfg!(feature = "wgpu"),
@@ -101,7 +109,9 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
         #[allow(deprecated)] // named in the design card; deprecated in burn 0.22
         "ndarray" => Device::ndarray(),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Device::wgpu(Default::default()),
+        "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        #[cfg(feature = "wgpu")]
+        "wgpu-cpu" => Device::wgpu(burn::tensor::DeviceKind::Cpu),
         #[cfg(feature = "cuda")]
         "cuda" => Device::cuda(0),
         other => unreachable!("backend `{other}` is compiled in but has no device"),
@@ -110,11 +120,13 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
 
 /// Cargo features this binary was built with (recorded in every measurement).
 pub fn build_features() -> Vec<&'static str> {
-    BACKENDS
+    let mut features: Vec<&'static str> = BACKENDS
         .iter()
         .filter(|b| b.compiled)
         .map(|b| b.feature)
-        .collect()
+        .collect();
+    features.dedup();
+    features
 }
 
 #[cfg(test)]

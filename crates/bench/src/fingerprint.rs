@@ -39,6 +39,30 @@ pub struct Fingerprint {
     pub env: BTreeMap<String, String>,
 }
 
+/// The adapter a wgpu backend runs on, asked once per process and backend.
+#[cfg(feature = "wgpu")]
+fn gpu_description(backend: &str) -> Option<String> {
+    use std::sync::OnceLock;
+    static GPU: OnceLock<Option<String>> = OnceLock::new();
+    static SOFTWARE: OnceLock<Option<String>> = OnceLock::new();
+    let (cell, software) = match backend {
+        "wgpu" => (&GPU, false),
+        "wgpu-cpu" => (&SOFTWARE, true),
+        _ => return None,
+    };
+    cell.get_or_init(|| {
+        crate::gpu::wgpu_adapter(software)
+            .map(|a| a.describe())
+            .or_else(|| Some("no adapter found".into()))
+    })
+    .clone()
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn gpu_description(_backend: &str) -> Option<String> {
+    None
+}
+
 /// Variables that change how many threads a backend uses.
 const THREAD_VARS: [&str; 3] = ["RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"];
 
@@ -76,7 +100,7 @@ impl Fingerprint {
             backend: backend.to_string(),
             build_features: backend::build_features().iter().map(|s| s.to_string()).collect(),
             commit: env!("CHIMERA_GIT_COMMIT").to_string(),
-            gpu: None,
+            gpu: gpu_description(backend),
             env,
         }
     }

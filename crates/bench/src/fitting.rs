@@ -151,10 +151,13 @@ pub fn noise_floor(diffs: &[f64]) -> Option<f64> {
 /// the fingerprint (machine and build) with the most measurements.
 pub fn group(measurements: &[Measurement]) -> Vec<BackendData> {
     let mut by_backend: BTreeMap<&str, Vec<&Measurement>> = BTreeMap::new();
-    for m in measurements
-        .iter()
-        .filter(|m| m.status == Status::Ok && m.kind == "prefill" && m.timing.is_some())
-    {
+    // Software-adapter timings exercise the GPU code path, not a GPU: never fitted.
+    for m in measurements.iter().filter(|m| {
+        m.status == Status::Ok
+            && m.kind == "prefill"
+            && m.timing.is_some()
+            && !crate::gpu::is_software(m.fingerprint.gpu.as_deref())
+    }) {
         by_backend.entry(&m.backend).or_default().push(m);
     }
     let mut out = vec![];

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod fingerprint;
 pub mod fitting;
+pub mod gpu;
 pub mod harness;
 pub mod model;
 pub mod onboard;

@@ -60,3 +60,22 @@ fn a_slower_session_is_scaled_back_by_its_anchor_ratio() {
     assert!(factors.iter().any(|f| f.reference && f.session == "pass1"));
     assert!(later.to_string().contains("×1.250"));
 }
+
+#[test]
+fn software_adapter_timings_never_reach_a_profile() {
+    let mut ms = committed();
+    for m in ms.iter_mut().filter(|m| m.backend == "flex") {
+        m.fingerprint.gpu = Some(
+            bench::gpu::AdapterSummary {
+                name: "llvmpipe".into(),
+                api: "Vulkan".into(),
+                driver: "Mesa".into(),
+                software: true,
+            }
+            .describe(),
+        );
+    }
+    let grouped = bench::fitting::group(&ms);
+    assert!(grouped.iter().all(|d| d.backend != "flex"));
+    assert!(grouped.iter().any(|d| d.backend == "ndarray"));
+}
