@@ -47,7 +47,7 @@ pub fn wgpu_adapter(software: bool) -> Option<AdapterSummary> {
     let options = wgpu::RequestAdapterOptions {
         power_preference: wgpu::PowerPreference::HighPerformance,
         force_fallback_adapter: software,
-        compatible_surface: None,
+        ..Default::default()
     };
     let adapter = futures_lite::future::block_on(instance.request_adapter(&options)).ok()?;
     let info = adapter.get_info();
