@@ -3,6 +3,7 @@
 # is missing (OpenBLAS, Chromium, the wasm32 target, wasm-bindgen-cli at the
 # Cargo.lock version, playwright-core from npm), then runs
 #   1. cargo test --workspace --release            (unit, integration, property, snapshot)
+#      and a quick benchmark sweep on both CPU backends
 #   2. the wasm-bindgen tests of the web bindings   (under Node.js)
 #   3. the static site build and its browser test   (headless Chromium)
 set -euo pipefail
@@ -23,6 +24,15 @@ fi
 echo "== cargo test --workspace --release"
 cargo test --workspace --release
 
+# A real benchmark run with the bench binary the tests just built: `cargo run`
+# would build it again without the dev-dependencies' feature unification,
+# which recompiles Burn (~10 extra minutes on a cold cache).
+echo "== smoke: quick sweep on both CPU backends"
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+smoke=$(mktemp -d)
+"$target_dir/release/bench" --quick --out "$smoke/quick.jsonl" --no-progress --max-time-per-shape 3
+test "$(wc -l < "$smoke/quick.jsonl")" -ge 6
+
 echo "== web: build (installs the wasm target and wasm-bindgen-cli if needed)"
 scripts/build-web.sh
 
@@ -31,5 +41,6 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test -p chimera-web --target wasm32-unknown-unknown --release
 
 echo "== web: browser test (headless Chromium)"
-cargo build --release -p chimera-plan
+# Compared against the chimera-plan binary the cargo tests built.
+export CHIMERA_PLAN="$target_dir/release/chimera-plan"
 (cd web && npm ci --no-audit --no-fund --loglevel=error && node --test tests/)
