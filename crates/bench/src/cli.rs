@@ -375,13 +375,7 @@ fn load_sessions(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<bench::re
     let mut files = vec![];
     for path in paths {
         if path.is_dir() {
-            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .collect();
-            inside.sort();
-            files.extend(inside);
+            files.extend(record::jsonl_files(path).with_context(|| format!("reading {}", path.display()))?);
         } else {
             files.push(path.clone());
         }

@@ -269,18 +269,12 @@ pub fn read(path: &Path) -> std::io::Result<ReadResult> {
     Ok(result)
 }
 
-/// Reads every `*.jsonl` file in a folder, in name order.
-pub fn read_dir(dir: &Path) -> std::io::Result<ReadResult> {
-    let mut all = ReadResult::default();
+/// The `*.jsonl` files of a folder, sorted: one measuring session each.
+pub fn jsonl_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
     paths.sort();
-    for p in paths {
-        let r = read(&p)?;
-        all.measurements.extend(r.measurements);
-        all.skipped.extend(r.skipped);
-    }
-    Ok(all)
+    Ok(paths)
 }

@@ -11,12 +11,7 @@ use planner::predict::predict_backend;
 #[test]
 fn default_profile_reproduces_committed_measurements() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/measurements");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    files.sort();
+    let files = record::jsonl_files(&dir).unwrap();
     let mut sessions: Vec<(String, Vec<record::Measurement>)> = files
         .iter()
         .map(|f| (f.display().to_string(), record::read(f).unwrap().measurements))

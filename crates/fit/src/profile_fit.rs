@@ -126,10 +126,10 @@ fn validity(points: &[Point]) -> Validity {
 }
 
 /// The (seq, batch) most shapes were measured at: regimes compare like with like.
-pub fn base_configuration(points: &[Point]) -> (u64, u64) {
+pub fn base_configuration<'a>(shapes: impl IntoIterator<Item = &'a planner::Shape>) -> (u64, u64) {
     let mut counts: BTreeMap<(u64, u64), usize> = BTreeMap::new();
-    for p in points {
-        *counts.entry((p.shape.seq(), p.shape.batch())).or_default() += 1;
+    for s in shapes {
+        *counts.entry((s.seq(), s.batch())).or_default() += 1;
     }
     counts
         .into_iter()
@@ -195,7 +195,7 @@ pub fn fit_backend(
         });
     }
 
-    let (seq, batch) = base_configuration(points);
+    let (seq, batch) = base_configuration(points.iter().map(|p| &p.shape));
     let base: Vec<(f64, f64)> = points
         .iter()
         .filter(|p| p.shape.seq() == seq && p.shape.batch() == batch)

@@ -254,11 +254,11 @@ pub fn render(
                 );
             }
         }
+        let (base_seq, base_batch) = base_configuration(pts.iter().map(|p| &p.shape));
         let _ = writeln!(
             out,
             "\n### Regimes (segmented regression of ln t on ln params at the base configuration n={}, b={})\n",
-            base_configuration(pts).0,
-            base_configuration(pts).1
+            base_seq, base_batch
         );
         for (i, s) in p.regimes.segments.iter().enumerate() {
             let _ = writeln!(

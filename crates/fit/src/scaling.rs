@@ -106,17 +106,7 @@ pub fn compare(a: &str, a_points: &[Point], b: &str, b_points: &[Point]) -> Opti
         return None;
     }
     rows.sort_by_key(|r| (r.0.accounting().params.total, r.0.layers()));
-    let (seq, batch) = crate::profile_fit::base_configuration(
-        &rows
-            .iter()
-            .map(|r| Point {
-                shape: r.0,
-                family: String::new(),
-                median_ms: r.1,
-                rel_ci: 0.0,
-            })
-            .collect::<Vec<_>>(),
-    );
+    let (seq, batch) = crate::profile_fit::base_configuration(rows.iter().map(|r| &r.0));
     let base: Vec<&(Shape, f64, f64)> = rows
         .iter()
         .filter(|r| r.0.seq() == seq && r.0.batch() == batch)
