@@ -30,3 +30,34 @@ fn bad_backends_and_shapes_are_clear_errors() {
         assert!(err.contains("--features wgpu"), "{err}");
     }
 }
+
+#[test]
+fn bad_onboarding_and_fit_input_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.jsonl");
+    let out = out.to_str().unwrap();
+    let (code, err) = bench(&["profile", "--budget", "5x", "--measurements-out", out]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is not a duration"), "{err}");
+    let (code, err) = bench(&["profile", "--budget", "1s", "--measurements-out", out]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("between 10s and 24h"), "{err}");
+    let (code, err) = bench(&[
+        "profile",
+        "--backend",
+        "tpu",
+        "--budget",
+        "10s",
+        "--measurements-out",
+        out,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown backend `tpu`"), "{err}");
+    assert!(
+        !std::path::Path::new(out).exists(),
+        "nothing is measured before the names are checked"
+    );
+    let (code, err) = bench(&["fit", "--measurements", "/nonexistent/m.jsonl", "--out", out]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("/nonexistent/m.jsonl"), "{err}");
+}
