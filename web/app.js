@@ -3,10 +3,10 @@
 // file reads fields, keeps the URL hash in sync, and renders with textContent
 // only, so no text from a profile or the address bar is ever parsed as HTML.
 
-import init, { Planner, duration, count, parse_count, max_profile_bytes } from "./pkg/chimera_web.js";
+import init, { Planner, duration, count, bytes, parse_count, max_profile_bytes } from "./pkg/chimera_web.js";
 
-const FIELDS = ["layers", "d_model", "heads", "seq", "batch", "vocab", "budget", "backend", "profile"];
-const HASH_KEYS = { layers: "L", d_model: "d", heads: "h", seq: "n", batch: "b", vocab: "V", budget: "budget", backend: "backend", profile: "profile" };
+const FIELDS = ["layers", "d_model", "heads", "seq", "batch", "vocab", "mode", "context", "output", "budget", "backend", "profile"];
+const HASH_KEYS = { layers: "L", d_model: "d", heads: "h", seq: "n", batch: "b", vocab: "V", mode: "mode", context: "c", output: "out", budget: "budget", backend: "backend", profile: "profile" };
 const TOP = 10;
 
 const timings = { firstResultMs: null, recomputeMs: [] };
@@ -66,6 +66,9 @@ function readRequest() {
     seq: read("seq"),
     batch: read("batch"),
     vocab: read("vocab"),
+    mode: $("mode").value === "decode" ? "decode" : "prefill",
+    context: read("context"),
+    output_tokens: read("output", { optional: true }),
     backend: $("backend").value || null,
     budget: null,
   };
@@ -91,6 +94,8 @@ function placePlannerError(message) {
     ["batch", /batch/],
     ["vocab", /vocab/],
     ["budget", /budget|tolerance/],
+    ["context", /context|decode model/],
+    ["output", /output/],
   ];
   for (const [field, re] of rules) {
     if (re.test(message)) {
@@ -161,12 +166,14 @@ function render(plan, charts) {
     ? `Fastest backend: ${plan.best_backend}. ${cross.join(" ")}`
     : "";
 
+  renderDecode(plan);
+
   const alt = $("alternatives").querySelector("tbody");
   alt.replaceChildren();
   const rec = plan.recommendations;
   if (rec) {
     $("alternatives").querySelector("caption").textContent =
-      `Same budget (${count(rec.constraints.budget_non_embedding)} non-embedding ±${Math.round(rec.constraints.tolerance * 100)}%): ${rec.candidates.length} shapes, fastest ${Math.min(TOP, rec.candidates.length)}`;
+      `Same budget (${count(rec.constraints.budget_non_embedding)} non-embedding ±${Math.round(rec.constraints.tolerance * 100)}%) by ${objectiveLabel(rec.objective)}: ${rec.candidates.length} shapes, fastest ${Math.min(TOP, rec.candidates.length)}`;
     for (const c of rec.candidates.slice(0, TOP)) {
       const tr = document.createElement("tr");
       if (plan.shape && c.layers === plan.shape.layers && c.d_model === plan.shape.d_model) tr.className = "proposed";
@@ -191,6 +198,49 @@ function render(plan, charts) {
 
   showSvg("depth-chart", charts.depth_svg, "Each line is one backend; the circle marks the proposed shape.");
   showSvg("params-chart", charts.params_svg, "Dashed lines mark where the fastest backend changes and the largest measured model; beyond it the lines extrapolate.");
+}
+
+function objectiveLabel(o) {
+  if (o.kind === "decode") return `decode latency per token at context ${o.context}`;
+  if (o.kind === "end_to_end") return `end-to-end time (prefill + ${o.output} tokens)`;
+  return "prefill latency";
+}
+
+function renderDecode(plan) {
+  const tbody = $("decode").querySelector("tbody");
+  tbody.replaceChildren();
+  const d = plan.decode;
+  if (d) {
+    $("decode").querySelector("caption").textContent =
+      `Decode: one generated token per sequence at context ${d.context} (${(d.flops / 1e9).toFixed(2)} GFLOP per step)`;
+    d.predictions.forEach((pr, i) => {
+      const tr = document.createElement("tr");
+      tr.dataset.backend = pr.backend;
+      cell(tr, pr.backend);
+      cell(tr, duration(pr.latency_ms), { "data-latency-ms": String(pr.latency_ms), class: "num" });
+      cell(tr, `${duration(pr.interval_ms[0])} – ${duration(pr.interval_ms[1])}`, { class: "num" });
+      cell(tr, d.tokens_per_s[i].toFixed(1), { class: "num" });
+      const parts = pr.breakdown.slice(0, 3).map((c) => `${c.component.replaceAll("_", " ")} ${Math.round((100 * c.ms) / pr.latency_ms)}%`);
+      const where = cell(tr, parts.join(", "));
+      if (pr.extrapolated) {
+        const warn = document.createElement("strong");
+        warn.className = "warn";
+        warn.textContent = ` extrapolated: ${pr.outside.join(", ")} outside the measured range`;
+        where.appendChild(warn);
+      }
+      tbody.appendChild(tr);
+    });
+  }
+  $("decode").hidden = !d;
+  $("end-to-end").textContent = plan.end_to_end
+    .map((e) => `End to end on ${e.backend}: prefill ${duration(e.prefill_ms)} + ${e.output} tokens × ${duration(e.decode_ms_per_token)} = ${duration(e.total_ms)} (90%: ${duration(e.interval_ms[0])} – ${duration(e.interval_ms[1])}).`)
+    .join(" ");
+  const m = plan.memory;
+  const onBackends = m ? m.backends.map((b) => `on ${b.backend} with its measured overheads: prefill ${bytes(b.prefill.total_bytes)}, decode ${bytes(b.decode.total_bytes)}`) : [];
+  $("memory").textContent = m
+    ? `Memory, tensors (f32): prefill ${bytes(m.prefill.total_bytes)} (weights ${bytes(m.prefill.weights_bytes)} + activations ${bytes(m.prefill.activations_bytes)}); decode at context ${m.context} ${bytes(m.decode.total_bytes)} (KV cache ${bytes(m.decode.kv_cache_bytes)}).` +
+      (onBackends.length ? ` ${onBackends.join("; ")}.` : "")
+    : "";
 }
 
 function writeHash() {

@@ -123,6 +123,38 @@ test("the page predicts exactly what chimera-plan --json predicts", async () => 
   await page.close();
 });
 
+test("decode and end-to-end match chimera-plan --json", async () => {
+  const page = await openPage();
+  await page.fill("#layers", "12");
+  await page.fill("#d_model", "768");
+  await page.selectOption("#mode", "decode");
+  await page.fill("#context", "1024");
+  await page.fill("#output", "200");
+  await settle(page);
+  const expected = planJson(["--layers", "12", "--d-model", "768", "--mode", "decode", "--context", "1024", "--output-tokens", "200"]);
+  const onPage = await page.$$eval("#decode tbody tr", (rows) =>
+    Object.fromEntries(rows.map((r) => [r.dataset.backend, Number(r.querySelector("[data-latency-ms]").dataset.latencyMs)])),
+  );
+  assert.ok(expected.decode, "the embedded profile has decode models");
+  assert.deepEqual(onPage, Object.fromEntries(expected.decode.predictions.map((p) => [p.backend, p.latency_ms])));
+  const e2e = await page.textContent("#end-to-end");
+  assert.ok(e2e.includes("200 tokens"), e2e);
+  const memory = await page.textContent("#memory");
+  assert.ok(memory.includes("KV cache 72.0 MiB"), memory);
+  const caption = await page.textContent("#alternatives caption");
+  assert.ok(caption.includes("end-to-end time (prefill + 200 tokens)"), caption);
+  assert.ok(!/NaN|undefined/.test(await page.textContent("#results")));
+  // The link keeps the generation fields.
+  const again = await openPage(new URL(page.url()).hash);
+  assert.equal(await again.inputValue("#mode"), "decode");
+  assert.equal(await again.inputValue("#context"), "1024");
+  assert.equal(await again.inputValue("#output"), "200");
+  await page.screenshot({ path: path.join(artifacts, "calculator-decode.png"), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await again.close();
+  await page.close();
+});
+
 test("load and recompute times (reported, not asserted)", async () => {
   const loads = [];
   for (let i = 0; i < 5; i++) {

@@ -11,7 +11,7 @@ use bench::runner::{self, RunOptions};
 use bench::sweep::{self, Sweep};
 use bench::{backend, fitting, summary};
 use clap::{Args, Parser, Subcommand};
-use planner::ShapeSpec;
+use planner::{Phase, ShapeSpec};
 
 /// Chimera's benchmarker: times GPT-2-style decoders on Burn backends and
 /// writes fingerprinted measurements under data/.
@@ -35,6 +35,46 @@ enum Command {
     /// Onboard this machine in one command: measure within a time budget
     /// (shapes chosen for the most information per second), fit, write a profile.
     Profile(ProfileArgs),
+    /// Measure the peak memory of each shape (resident set, one child process
+    /// per shape) and compare it with the planner's estimate.
+    Memory(MemoryArgs),
+    /// One shape's memory, in this process (used by `memory`).
+    #[command(hide = true)]
+    MemoryProbe(ProbeArgs),
+}
+
+#[derive(Args, Clone)]
+struct MemoryArgs {
+    /// Sweep file (TOML); default: the built-in sweeps of each mode.
+    #[arg(long, conflicts_with = "quick")]
+    sweep: Option<PathBuf>,
+    /// The built-in sweep of tiny shapes.
+    #[arg(long)]
+    quick: bool,
+    /// Backends, comma separated (default: every compiled-in CPU backend).
+    #[arg(long, value_delimiter = ',')]
+    backend: Vec<String>,
+    /// Which step to measure.
+    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    mode: Mode,
+    /// Measurement file to append to (a rerun resumes from it).
+    #[arg(long, default_value = MEMORY_FILE)]
+    out: PathBuf,
+}
+
+/// Where `bench memory` writes (and the report reads) memory measurements.
+const MEMORY_FILE: &str = "data/memory/cpu.jsonl";
+
+#[derive(Args, Clone)]
+struct ProbeArgs {
+    #[arg(long)]
+    backend: String,
+    #[arg(long, value_enum)]
+    mode: Mode,
+    #[arg(long, value_name = "L,D,H,N,B,V")]
+    shape: String,
+    #[arg(long, value_enum, default_value_t = Gelu::Exact)]
+    gelu: Gelu,
 }
 
 #[derive(Args, Clone)]
@@ -65,6 +105,23 @@ struct ProfileArgs {
     /// (shapes measured independently, e.g. by a full sweep).
     #[arg(long)]
     evaluate: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Prefill,
+    Decode,
+    Both,
+}
+
+impl Mode {
+    fn phases(self) -> Vec<Phase> {
+        match self {
+            Mode::Prefill => vec![Phase::Prefill],
+            Mode::Decode => vec![Phase::Decode],
+            Mode::Both => Phase::ALL.to_vec(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -117,6 +174,10 @@ struct FitArgs {
     /// (shapes measured independently, e.g. by a full sweep).
     #[arg(long)]
     evaluate: Vec<PathBuf>,
+    /// Memory measurements (`bench memory`) to calibrate each backend's
+    /// overheads from; skipped if missing.
+    #[arg(long, default_value = MEMORY_FILE)]
+    memory: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -145,6 +206,12 @@ struct MeasureArgs {
     /// MLP activation.
     #[arg(long, value_enum, default_value_t = Gelu::Exact)]
     gelu: Gelu,
+    /// What to time: prefill (a forward over n tokens), decode (one token per
+    /// sequence against a KV cache of c = seq tokens), or both. The default
+    /// sweep measures prefill on data/sweeps/default.toml and decode on
+    /// data/sweeps/decode.toml; a given sweep or shape is measured in each mode.
+    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    mode: Mode,
     /// Measurement file to append to (default: data/measurements/<sweep>.jsonl).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -191,8 +258,9 @@ fn parse_shape(text: &str) -> anyhow::Result<ShapeSpec> {
     })
 }
 
-fn measure(args: MeasureArgs) -> anyhow::Result<()> {
-    let sweep = if let Some(text) = &args.shape {
+/// The sweep to measure in `phase`.
+fn sweep_for(args: &MeasureArgs, phase: Phase) -> anyhow::Result<Sweep> {
+    Ok(if let Some(text) = &args.shape {
         Sweep::single(
             parse_shape(text)?
                 .validate()
@@ -204,8 +272,21 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Sweep::parse(&text).with_context(|| format!("in {}", path.display()))?
     } else {
-        Sweep::parse(sweep::DEFAULT_SWEEP)?
-    };
+        match phase {
+            Phase::Prefill => Sweep::parse(sweep::DEFAULT_SWEEP)?,
+            Phase::Decode => Sweep::parse(sweep::DECODE_SWEEP)?,
+        }
+    })
+}
+
+fn measure(args: MeasureArgs) -> anyhow::Result<()> {
+    // Parse every sweep before measuring anything.
+    let sweeps: Vec<(Phase, Sweep)> = args
+        .mode
+        .phases()
+        .into_iter()
+        .map(|phase| Ok((phase, sweep_for(&args, phase)?)))
+        .collect::<anyhow::Result<_>>()?;
     let backends: Vec<String> = if args.backend.is_empty() {
         cpu_backends()
     } else {
@@ -224,38 +305,44 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
     if !(args.max_time_per_shape.is_finite() && args.max_time_per_shape > 0.0) {
         bail!("--max-time-per-shape must be a positive number of seconds");
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("data/measurements/{}.jsonl", sweep.name)));
     let schedule = Schedule {
         target_rel_ci: args.target_ci / 100.0,
         job_time_cap: Duration::from_secs_f64(args.max_time_per_shape),
         ..Schedule::default()
     };
     let mut all = Vec::new();
-    for name in &backends {
-        let started = std::time::Instant::now();
-        let report = runner::run(
-            &sweep,
-            &RunOptions {
-                backend: name,
-                gelu: args.gelu,
-                schedule: schedule.clone(),
-                out: &out,
-                progress: !args.no_progress && !args.json,
-            },
-        )?;
-        if !args.json {
-            eprintln!(
-                "{name}: measured {} shapes in {:.0} s ({} already in {}, skipped)",
-                report.written.len(),
-                started.elapsed().as_secs_f64(),
-                report.skipped,
-                out.display()
-            );
+    let mut outs = Vec::new();
+    for (phase, sweep) in &sweeps {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("data/measurements/{}.jsonl", sweep.name)));
+        for name in &backends {
+            let started = std::time::Instant::now();
+            let report = runner::run(
+                sweep,
+                &RunOptions {
+                    backend: name,
+                    gelu: args.gelu,
+                    phase: *phase,
+                    schedule: schedule.clone(),
+                    out: &out,
+                    progress: !args.no_progress && !args.json,
+                },
+            )?;
+            if !args.json {
+                eprintln!(
+                    "{name} {}: measured {} shapes in {:.0} s ({} already in {}, skipped)",
+                    phase.name(),
+                    report.written.len(),
+                    started.elapsed().as_secs_f64(),
+                    report.skipped,
+                    out.display()
+                );
+            }
+            all.extend(report.written);
         }
-        all.extend(report.written);
+        outs.push(out.display().to_string());
     }
     if args.json {
         let json = if all.len() == 1 {
@@ -271,7 +358,7 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
     if failed > 0 {
         eprintln!(
             "{failed} shape(s) failed; their errors are recorded in {}",
-            out.display()
+            outs.join(" and ")
         );
     }
     Ok(())
@@ -336,6 +423,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         out: args.out.clone(),
         name: args.name.clone(),
         evaluate: args.evaluate.clone(),
+        memory: PathBuf::from(MEMORY_FILE),
     })?;
     Ok(())
 }
@@ -343,7 +431,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
 /// Prints how well each fitted backend predicts independently measured shapes.
 fn evaluate(fits: &[fit::profile_fit::BackendFit], paths: &[PathBuf]) -> anyhow::Result<()> {
     for path in paths {
-        let others = fitting::group(&load(std::slice::from_ref(path))?);
+        let others = fitting::group(&load(std::slice::from_ref(path))?, Phase::Prefill);
         for f in fits {
             let Some(d) = others.iter().find(|d| d.backend == f.profile.backend) else {
                 continue;
@@ -402,11 +490,14 @@ fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<bench::record::Measurement>> {
     Ok(load_sessions(paths)?.into_iter().flat_map(|(_, ms)| ms).collect())
 }
 
-type Fitted = (
-    Vec<fitting::BackendData>,
-    Vec<fit::profile_fit::BackendFit>,
-    Vec<fitting::SessionFactor>,
-);
+/// What a fit produced, for the report.
+struct Fitted {
+    data: Vec<fitting::BackendData>,
+    fits: Vec<fit::profile_fit::BackendFit>,
+    decode_data: Vec<fitting::BackendData>,
+    decode_fits: Vec<fit::profile_fit::BackendFit>,
+    factors: Vec<fitting::SessionFactor>,
+}
 
 fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
     let mut sessions = load_sessions(&args.measurements)?;
@@ -415,7 +506,8 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
         eprintln!("{f}");
     }
     let measurements: Vec<bench::record::Measurement> = sessions.into_iter().flat_map(|(_, ms)| ms).collect();
-    let data = fitting::group(&measurements);
+    let data = fitting::group(&measurements, Phase::Prefill);
+    let decode_data = fitting::group(&measurements, Phase::Decode);
     let source = format!(
         "{} ({} measurements)",
         args.measurements
@@ -431,16 +523,37 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
         .max()
         .unwrap_or("")
         .to_string();
-    let (profile, fits) = fitting::fit_profile(&data, &args.name, &source, &newest)?;
+    let (mut profile, fits, decode_fits) =
+        fitting::fit_profile(&data, &decode_data, &args.name, &source, &newest)?;
+    let memory = bench::memory::read(&args.memory)?;
+    for b in &mut profile.backends {
+        let cpu = b.fingerprint.get("cpu").map(String::as_str);
+        b.memory = bench::memory::calibration(&memory, &b.backend, cpu);
+        if let Some(c) = &b.memory {
+            eprintln!(
+                "{} memory: runtime {}, matrix-product workspace {}; leave-one-out MAPE {:.1}%, {:.0}% within ±10% ({} shapes)",
+                b.backend,
+                planner::format::bytes(c.runtime_bytes),
+                planner::format::bytes(c.matmul_workspace_bytes),
+                c.held_out_mape_pct,
+                100.0 * c.held_out_within_10pct,
+                c.measurements
+            );
+        }
+    }
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.out, profile.to_json() + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
-    for f in &fits {
+    for (f, phase) in fits
+        .iter()
+        .map(|f| (f, "prefill"))
+        .chain(decode_fits.iter().map(|f| (f, "decode")))
+    {
         let p = &f.profile;
         eprintln!(
-            "{}: {} shapes, held-out MAPE {:.1}%, {:.0}% within ±10%, pairwise {:.1}%, noise floor {}",
+            "{} {phase}: {} shapes, held-out MAPE {:.1}%, {:.0}% within ±10%, pairwise {:.1}%, noise floor {}",
             p.backend,
             p.measurements,
             p.held_out.mape_pct,
@@ -451,14 +564,46 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
     }
     eprintln!("wrote {}", args.out.display());
     evaluate(&fits, &args.evaluate)?;
-    Ok((data, fits, factors))
+    Ok(Fitted {
+        data,
+        fits,
+        decode_data,
+        decode_fits,
+        factors,
+    })
+}
+
+fn memory_calibrations(
+    memory: &[bench::memory::MemoryMeasurement],
+) -> Vec<(String, planner::memory::MemoryCalibration)> {
+    let mut names: Vec<&str> = memory.iter().map(|m| m.backend.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|n| Some((n.to_string(), bench::memory::calibration(memory, n, None)?)))
+        .collect()
 }
 
 fn report(args: &ReportArgs) -> anyhow::Result<()> {
-    let (data, fits, factors) = fit(&args.fit)?;
-    let points: Vec<Vec<fit::Point>> = data.into_iter().map(|d| d.points).collect();
-    let sessions: Vec<String> = factors.iter().map(ToString::to_string).collect();
-    let (markdown, files) = fit::report::render(&fits, &points, &sessions);
+    let fitted = fit(&args.fit)?;
+    let points: Vec<Vec<fit::Point>> = fitted.data.into_iter().map(|d| d.points).collect();
+    let decode_points: Vec<Vec<fit::Point>> = fitted.decode_data.into_iter().map(|d| d.points).collect();
+    let sessions: Vec<String> = fitted.factors.iter().map(ToString::to_string).collect();
+    let memory = bench::memory::read(&args.fit.memory)?;
+    let (markdown, files) = fit::report::render(
+        &fitted.fits,
+        &points,
+        &sessions,
+        &fit::report::DecodeInputs {
+            fits: &fitted.decode_fits,
+            points: &decode_points,
+            memory_table: (!memory.is_empty()).then(|| {
+                bench::memory::accuracy_table(&memory) + "\n" + &bench::memory::calibrated_table(&memory)
+            }),
+            memory_calibrations: memory_calibrations(&memory),
+        },
+    );
     std::fs::create_dir_all(&args.dir)?;
     std::fs::write(args.dir.join("report.md"), markdown)?;
     for (name, svg) in files {
@@ -468,15 +613,180 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn memory_probe(args: &ProbeArgs) -> anyhow::Result<()> {
+    let shape = parse_shape(&args.shape)?.validate()?;
+    let phase = match args.mode {
+        Mode::Prefill => Phase::Prefill,
+        Mode::Decode => Phase::Decode,
+        Mode::Both => bail!("memory-probe measures one mode"),
+    };
+    let reading = bench::memory::probe(&args.backend, &shape, phase, args.gelu)?;
+    println!("{}", serde_json::to_string(&reading)?);
+    Ok(())
+}
+
+/// Runs `bench memory-probe` for one shape in a fresh process.
+fn probe_in_child(
+    backend: &str,
+    phase: Phase,
+    shape: &planner::Shape,
+) -> anyhow::Result<bench::memory::ProbeReading> {
+    let exe = std::env::current_exe().context("finding this program to run the probe")?;
+    let spec = format!(
+        "{},{},{},{},{},{}",
+        shape.layers(),
+        shape.d_model(),
+        shape.heads(),
+        shape.seq(),
+        shape.batch(),
+        shape.vocab()
+    );
+    let output = std::process::Command::new(exe)
+        .args([
+            "memory-probe",
+            "--backend",
+            backend,
+            "--mode",
+            phase.name(),
+            "--shape",
+            &spec,
+        ])
+        .envs(bench::memory::PROBE_ENV)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .context("starting the memory probe")?;
+    if !output.status.success() {
+        let err = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "probe failed ({}): {}",
+            output.status,
+            err.trim().lines().last().unwrap_or("")
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("reading the probe's answer")
+}
+
+fn memory(args: &MemoryArgs) -> anyhow::Result<()> {
+    use bench::memory::{MEMORY_SCHEMA_VERSION, MemoryMeasurement};
+    let measure_args = MeasureArgs {
+        sweep: args.sweep.clone(),
+        quick: args.quick,
+        shape: None,
+        backend: vec![],
+        gelu: Gelu::Exact,
+        mode: args.mode,
+        out: None,
+        target_ci: 2.0,
+        max_time_per_shape: 25.0,
+        json: false,
+        no_progress: true,
+    };
+    let sweeps: Vec<(Phase, Sweep)> = args
+        .mode
+        .phases()
+        .into_iter()
+        .map(|phase| Ok((phase, sweep_for(&measure_args, phase)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let backends = if args.backend.is_empty() {
+        cpu_backends()
+    } else {
+        args.backend.clone()
+    };
+    for name in &backends {
+        if backend::info(name)?.device != planner::profile::DeviceClass::Cpu {
+            bail!(
+                "--backend {name}: memory is measured as the process's resident set, so only on CPU backends"
+            );
+        }
+    }
+    let existing = bench::memory::read(&args.out)?;
+    let mut errors = vec![];
+    for name in &backends {
+        let fp = bench::fingerprint::Fingerprint::current(name);
+        let fp_id = fp.id();
+        for (phase, sweep) in &sweeps {
+            for entry in &sweep.entries {
+                let s = &entry.shape;
+                let key = (fp_id.clone(), phase.name().to_string(), record::shape_key(s));
+                if existing
+                    .iter()
+                    .any(|m| (m.fingerprint_id.clone(), m.kind.clone(), m.shape_key()) == key)
+                {
+                    continue;
+                }
+                let predicted = planner::memory::estimate(s, *phase);
+                let reading = match probe_in_child(name, *phase, s) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("{name} {} {s}: {e:#}", phase.name());
+                        errors.push(format!("{name} {} {s}", phase.name()));
+                        continue;
+                    }
+                };
+                let m = MemoryMeasurement {
+                    schema_version: MEMORY_SCHEMA_VERSION,
+                    kind: phase.name().into(),
+                    backend: name.clone(),
+                    layers: s.layers(),
+                    d_model: s.d_model(),
+                    heads: s.heads(),
+                    d_ff: s.d_ff(),
+                    seq: s.seq(),
+                    batch: s.batch(),
+                    vocab: s.vocab(),
+                    positions: s.positions(),
+                    params_total: s.accounting().params.total,
+                    baseline_rss_bytes: reading.baseline_rss_bytes,
+                    held_bytes: reading.held_bytes,
+                    peak_bytes: reading.peak_bytes,
+                    predicted,
+                    timestamp_utc: runner::format_utc(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs()),
+                    ),
+                    fingerprint: fp.clone(),
+                    fingerprint_id: fp_id.clone(),
+                };
+                bench::memory::append(&args.out, &m)
+                    .with_context(|| format!("appending to {}", args.out.display()))?;
+                eprintln!(
+                    "{name:<8} {:<7} {s:<40} peak {:>9}  predicted {:>9}  {:+.1}%",
+                    phase.name(),
+                    planner::format::bytes(m.peak_bytes),
+                    planner::format::bytes(predicted.total_bytes),
+                    100.0 * m.relative_error()
+                );
+            }
+        }
+    }
+    let all = bench::memory::read(&args.out)?;
+    print!(
+        "{}\n{}",
+        bench::memory::accuracy_table(&all),
+        bench::memory::calibrated_table(&all)
+    );
+    if !errors.is_empty() {
+        bail!(
+            "{} shape(s) could not be measured: {}",
+            errors.len(),
+            errors.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => measure(cli.measure),
         Some(Command::Measure(args)) => measure(args),
-        Some(Command::Fit(args)) => fit(&args).map(|_| ()),
+        Some(Command::Fit(args)) => fit(&args).map(drop),
         Some(Command::Report(args)) => report(&args),
         Some(Command::Profile(args)) => onboard(&args),
+        Some(Command::Memory(args)) => memory(&args),
+        Some(Command::MemoryProbe(args)) => memory_probe(&args),
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use fit::Point;
 use fit::profile_fit::{BackendFit, fit_backend};
+use planner::Phase;
 use planner::profile::{PROFILE_SCHEMA_VERSION, Profile};
 
 use crate::backend;
@@ -22,11 +23,14 @@ pub struct BackendData {
     pub fingerprint: BTreeMap<String, String>,
 }
 
-/// How one measuring session (one file) relates to the reference session of a backend.
+/// How one measuring session (one file) relates to the reference session of
+/// a backend and phase.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionFactor {
     /// Backend.
     pub backend: String,
+    /// Prefill or decode (sessions of each are scaled among themselves).
+    pub phase: Phase,
     /// Session (file) name.
     pub session: String,
     /// Its latencies divided by the reference session's on the shapes both
@@ -57,7 +61,15 @@ fn key(m: &Measurement) -> Option<String> {
 /// measured ("anchors"), before fitting; sessions without anchors are left as
 /// they are and reported.
 pub fn normalize_sessions(sessions: &mut [(String, Vec<Measurement>)]) -> Vec<SessionFactor> {
-    let ok = |m: &Measurement| m.status == Status::Ok && m.kind == "prefill" && m.timing.is_some();
+    let mut factors = vec![];
+    for phase in Phase::ALL {
+        factors.extend(normalize_phase(sessions, phase));
+    }
+    factors
+}
+
+fn normalize_phase(sessions: &mut [(String, Vec<Measurement>)], phase: Phase) -> Vec<SessionFactor> {
+    let ok = |m: &Measurement| m.status == Status::Ok && m.kind == phase.name() && m.timing.is_some();
     let mut backends: Vec<String> = sessions
         .iter()
         .flat_map(|(_, ms)| ms.iter().filter(|m| ok(m)).map(|m| m.backend.clone()))
@@ -99,7 +111,10 @@ pub fn normalize_sessions(sessions: &mut [(String, Vec<Measurement>)]) -> Vec<Se
             let factor =
                 (i != reference && anchors >= MIN_ANCHORS).then(|| fit::metrics::median_sorted(&ratios));
             if let Some(f) = factor {
-                for m in ms.iter_mut().filter(|m| m.backend == backend) {
+                for m in ms
+                    .iter_mut()
+                    .filter(|m| m.backend == backend && m.kind == phase.name())
+                {
                     if let Some(t) = m.timing.as_mut() {
                         t.median_ms /= f;
                         t.ci95_ms = [t.ci95_ms[0] / f, t.ci95_ms[1] / f];
@@ -109,6 +124,7 @@ pub fn normalize_sessions(sessions: &mut [(String, Vec<Measurement>)]) -> Vec<Se
             }
             factors.push(SessionFactor {
                 backend: backend.clone(),
+                phase,
                 session: name.clone(),
                 factor,
                 anchors,
@@ -121,17 +137,18 @@ pub fn normalize_sessions(sessions: &mut [(String, Vec<Measurement>)]) -> Vec<Se
 
 impl std::fmt::Display for SessionFactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (backend, phase) = (&self.backend, self.phase.name());
         match (self.reference, self.factor) {
-            (true, _) => write!(f, "{} `{}`: reference session", self.backend, self.session),
+            (true, _) => write!(f, "{backend} {phase} `{}`: reference session", self.session),
             (false, Some(x)) => write!(
                 f,
-                "{} `{}`: ×{x:.3} the reference's latency on {} shared shapes; scaled to it",
-                self.backend, self.session, self.anchors
+                "{backend} {phase} `{}`: ×{x:.3} the reference's latency on {} shared shapes; scaled to it",
+                self.session, self.anchors
             ),
             (false, None) => write!(
                 f,
-                "{} `{}`: only {} shared shapes, left unscaled",
-                self.backend, self.session, self.anchors
+                "{backend} {phase} `{}`: only {} shared shapes, left unscaled",
+                self.session, self.anchors
             ),
         }
     }
@@ -147,14 +164,14 @@ pub fn noise_floor(diffs: &[f64]) -> Option<f64> {
     Some(fit::metrics::median_sorted(&d))
 }
 
-/// Groups successful prefill measurements by backend; within a backend keeps
-/// the fingerprint (machine and build) with the most measurements.
-pub fn group(measurements: &[Measurement]) -> Vec<BackendData> {
+/// Groups successful measurements of `phase` by backend; within a backend
+/// keeps the fingerprint (machine and build) with the most measurements.
+pub fn group(measurements: &[Measurement], phase: Phase) -> Vec<BackendData> {
     let mut by_backend: BTreeMap<&str, Vec<&Measurement>> = BTreeMap::new();
     // Software-adapter timings exercise the GPU code path, not a GPU: never fitted.
     for m in measurements.iter().filter(|m| {
         m.status == Status::Ok
-            && m.kind == "prefill"
+            && m.kind == phase.name()
             && m.timing.is_some()
             && !crate::gpu::is_software(m.fingerprint.gpu.as_deref())
     }) {
@@ -250,38 +267,70 @@ pub fn group(measurements: &[Measurement]) -> Vec<BackendData> {
     out
 }
 
-/// Fits every backend into a profile.
+fn fit_one(d: &BackendData, phase: Phase) -> anyhow::Result<BackendFit> {
+    let device = backend::BACKENDS
+        .iter()
+        .find(|b| b.name == d.backend)
+        .map_or(planner::profile::DeviceClass::Cpu, |b| b.device);
+    fit_backend(
+        &d.backend,
+        device,
+        d.fingerprint.clone(),
+        &d.points,
+        noise_floor(&d.repeat_diffs_pct),
+        phase,
+    )
+    .map_err(|e| anyhow::anyhow!("fitting {} of backend `{}`: {e}", phase.name(), d.backend))
+}
+
+/// Fits every backend's prefill, and its decode where measured, into a profile.
+/// Returns the profile, the prefill fits and the decode fits.
 pub fn fit_profile(
     data: &[BackendData],
+    decode_data: &[BackendData],
     name: &str,
     source: &str,
     created_utc: &str,
-) -> anyhow::Result<(Profile, Vec<BackendFit>)> {
-    let mut fits = vec![];
-    for d in data {
-        let device = backend::BACKENDS
-            .iter()
-            .find(|b| b.name == d.backend)
-            .map_or(planner::profile::DeviceClass::Cpu, |b| b.device);
-        let f = fit_backend(
-            &d.backend,
-            device,
-            d.fingerprint.clone(),
-            &d.points,
-            noise_floor(&d.repeat_diffs_pct),
-        )
-        .map_err(|e| anyhow::anyhow!("fitting backend `{}`: {e}", d.backend))?;
-        fits.push(f);
-    }
+) -> anyhow::Result<(Profile, Vec<BackendFit>, Vec<BackendFit>)> {
+    let fits = data
+        .iter()
+        .map(|d| fit_one(d, Phase::Prefill))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if fits.is_empty() {
-        anyhow::bail!("no successful measurements to fit");
+        anyhow::bail!("no successful prefill measurements to fit");
     }
+    let mut decode_fits = vec![];
+    // A decode sweep cut short (a timed-out GPU run) leaves the profile
+    // without a decode model rather than failing the whole fit.
+    for d in decode_data
+        .iter()
+        .filter(|d| d.points.len() >= fit::profile_fit::MIN_POINTS)
+    {
+        if !fits.iter().any(|f| f.profile.backend == d.backend) {
+            anyhow::bail!(
+                "backend `{}` has decode measurements but no prefill ones: a profile entry needs both",
+                d.backend
+            );
+        }
+        decode_fits.push(fit_one(d, Phase::Decode)?);
+    }
+    let backends = fits
+        .iter()
+        .map(|f| {
+            let mut entry = f.profile.clone();
+            entry.decode = decode_fits
+                .iter()
+                .find(|d| d.profile.backend == entry.backend)
+                .map(|d| Box::new(d.profile.clone()));
+            entry
+        })
+        .collect();
     let profile = Profile {
         schema_version: PROFILE_SCHEMA_VERSION,
         name: name.to_string(),
         created_utc: created_utc.to_string(),
         source: source.to_string(),
-        backends: fits.iter().map(|f| f.profile.clone()).collect(),
+        backends,
     };
-    Ok((profile, fits))
+    Ok((profile, fits, decode_fits))
 }

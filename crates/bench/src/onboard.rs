@@ -132,6 +132,7 @@ pub fn onboard(
             &RunOptions {
                 backend,
                 gelu,
+                phase: planner::Phase::Prefill,
                 schedule: schedule.clone(),
                 out,
                 progress: false,

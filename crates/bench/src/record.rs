@@ -4,7 +4,7 @@
 //! Each line is one (shape, backend, configuration) measurement:
 //!
 //! ```text
-//! {"schema_version":1, "kind":"prefill", "status":"ok" | "failed",
+//! {"schema_version":1, "kind":"prefill" | "decode", "status":"ok" | "failed",
 //!  "error": null | "why it failed",
 //!  "backend":"flex", "gelu":"exact", "sweep":"default", "family":"iso-85M", "run_id":"…",
 //!  "timestamp_utc":"2026-11-26T09:12:03Z",
@@ -19,7 +19,10 @@
 //!  "fingerprint":{…}, "fingerprint_id":"…"}
 //! ```
 //!
-//! Timing fields are absent on failed lines. Readers skip a line that does
+//! `kind` says what one sample times: `prefill`, a forward over `seq` tokens per
+//! sequence, or `decode`, one new token per sequence against a KV cache holding
+//! `seq` tokens (the context c, the new one included); `flops` and `gflops` are
+//! those of one such step. Timing fields are absent on failed lines. Readers skip a line that does
 //! not parse (a write cut off by SIGKILL) and say so; writers start a file
 //! that lacks a final newline with one, so such a line never swallows the next.
 
@@ -96,7 +99,8 @@ pub struct TimingFields {
 pub struct Measurement {
     /// [`MEASUREMENT_SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// What was timed: `prefill` (one forward over n tokens).
+    /// What was timed: `prefill` (one forward over n tokens) or `decode`
+    /// (one token per sequence at context c = `seq`), see [`planner::Phase`].
     pub kind: String,
     /// Ok or failed.
     pub status: Status,
@@ -207,6 +211,11 @@ pub fn shape_key(s: &Shape) -> String {
 
 /// Appends one measurement as one line, in one write, and syncs it to disk.
 pub fn append(path: &Path, m: &Measurement) -> std::io::Result<()> {
+    append_line(path, &serde_json::to_string(m).map_err(std::io::Error::other)?)
+}
+
+/// Appends one line of JSON, in one write, and syncs it to disk.
+pub fn append_line(path: &Path, json: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -215,8 +224,7 @@ pub fn append(path: &Path, m: &Measurement) -> std::io::Result<()> {
         .append(true)
         .read(true)
         .open(path)?;
-    let mut line = serde_json::to_string(m).map_err(std::io::Error::other)?;
-    line.push('\n');
+    let mut line = format!("{json}\n");
     if !ends_with_newline(path)? {
         // A previous writer was killed mid-line: keep its fragment apart.
         line.insert(0, '\n');

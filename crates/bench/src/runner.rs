@@ -8,14 +8,14 @@ use std::path::Path;
 use anyhow::Context;
 use burn::tensor::{Device, Int, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use planner::Shape;
+use planner::{Phase, Shape};
 
 use crate::backend;
 use crate::fingerprint::Fingerprint;
 use crate::harness::load::OTHER_LOAD_WARNING_CORES;
 use crate::harness::rounds::{Event, Job, Schedule, Timings, run_interleaved};
 use crate::harness::timing::{WallClock, Workload};
-use crate::model::{Decoder, Gelu};
+use crate::model::{Decoder, Gelu, KvCache};
 use crate::record::{self, Measurement, Status, TimingFields};
 use crate::sweep::{Sweep, SweepEntry};
 
@@ -25,6 +25,8 @@ pub struct RunOptions<'a> {
     pub backend: &'a str,
     /// MLP activation.
     pub gelu: Gelu,
+    /// Prefill (a forward over n tokens) or decode (one token against a KV cache of c = seq).
+    pub phase: Phase,
     /// Sampling schedule.
     pub schedule: Schedule,
     /// Append here; shapes already in it under the same fingerprint are skipped.
@@ -41,10 +43,13 @@ pub struct RunReport {
     pub skipped: usize,
 }
 
-/// A decoder, its input and its device.
+/// A decoder, its input and its device; for decode also its KV cache.
 struct BurnWorkload {
     model: Decoder,
     input: Tensor<2, Int>,
+    /// `Some` in decode mode (taken out while a step runs).
+    cache: Option<KvCache>,
+    phase: Phase,
     device: Device,
     output: Option<Tensor<3>>,
 }
@@ -66,7 +71,21 @@ impl Workload for BurnWorkload {
         let (model, input) = (&self.model, self.input.clone());
         // Keep the output alive until after the closing sync: a lazy device
         // could otherwise skip work whose result nobody holds.
-        self.output = Some(catch_unwind(AssertUnwindSafe(|| model.forward(input))).map_err(panic_message)?);
+        self.output = Some(match self.phase {
+            Phase::Prefill => {
+                catch_unwind(AssertUnwindSafe(|| model.forward(input))).map_err(panic_message)?
+            }
+            Phase::Decode => {
+                let cache = self
+                    .cache
+                    .take()
+                    .ok_or("the KV cache was lost by a failed step")?;
+                let (logits, cache) = catch_unwind(AssertUnwindSafe(|| model.decode_step(input, cache)))
+                    .map_err(panic_message)?;
+                self.cache = Some(cache);
+                logits
+            }
+        });
         Ok(())
     }
     fn finish(&mut self) {
@@ -74,10 +93,17 @@ impl Workload for BurnWorkload {
     }
 }
 
-/// Rough peak memory of building and running a shape, bytes (f32).
-fn memory_needed(shape: &Shape) -> u64 {
-    let b = shape.accounting().bytes;
-    b.weights + 2 * (b.block_peak + b.logits + 2 * b.residual)
+/// Peak memory of building and running a shape, bytes (f32), with a margin
+/// on the activations.
+fn memory_needed(shape: &Shape, phase: Phase) -> u64 {
+    let m = planner::memory::estimate(shape, phase);
+    m.weights_bytes + m.kv_cache_bytes + 2 * m.activations_bytes
+}
+
+/// Memory a built workload keeps between steps: weights and KV cache.
+fn memory_held(shape: &Shape, phase: Phase) -> u64 {
+    let m = planner::memory::estimate(shape, phase);
+    m.weights_bytes + m.kv_cache_bytes
 }
 
 fn memory_available() -> Option<u64> {
@@ -93,8 +119,14 @@ fn memory_available() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn build(entry: &SweepEntry, gelu: Gelu, device: &Device, reserved: u64) -> Result<BurnWorkload, String> {
-    let need = memory_needed(&entry.shape);
+fn build(
+    entry: &SweepEntry,
+    gelu: Gelu,
+    phase: Phase,
+    device: &Device,
+    reserved: u64,
+) -> Result<BurnWorkload, String> {
+    let need = memory_needed(&entry.shape, phase);
     if let Some(avail) = memory_available().filter(|&avail| need + reserved > avail * 9 / 10) {
         return Err(format!(
             "needs about {:.1} GiB but {:.1} GiB is available (after {:.1} GiB held by other shapes of this run)",
@@ -103,11 +135,24 @@ fn build(entry: &SweepEntry, gelu: Gelu, device: &Device, reserved: u64) -> Resu
             reserved as f64 / 1073741824.0
         ));
     }
-    catch_unwind(AssertUnwindSafe(|| BurnWorkload {
-        model: Decoder::new(&entry.shape, gelu, device),
-        input: Decoder::input(&entry.shape, device),
-        device: device.clone(),
-        output: None,
+    catch_unwind(AssertUnwindSafe(|| {
+        let model = Decoder::new(&entry.shape, gelu, device);
+        let s = &entry.shape;
+        let (input, cache) = match phase {
+            Phase::Prefill => (Decoder::input(s, device), None),
+            Phase::Decode => (
+                Decoder::decode_input(s, device),
+                Some(model.kv_cache(s.batch() as usize, s.seq() as usize, device)),
+            ),
+        };
+        BurnWorkload {
+            model,
+            input,
+            cache,
+            phase,
+            device: device.clone(),
+            output: None,
+        }
     }))
     .map_err(panic_message)
 }
@@ -206,7 +251,7 @@ fn measurement(
                 between_round_spread_pct: t.between_round_spread_pct,
                 converged: t.converged,
                 outliers: sm.outliers,
-                gflops: a.flops.total as f64 / (sm.median * 1e6),
+                gflops: opts.phase.flops(s) as f64 / (sm.median * 1e6),
                 load: t.load,
             };
             (
@@ -219,7 +264,7 @@ fn measurement(
     };
     Measurement {
         schema_version: record::MEASUREMENT_SCHEMA_VERSION,
-        kind: "prefill".into(),
+        kind: opts.phase.name().into(),
         status,
         error,
         backend: opts.backend.to_string(),
@@ -238,7 +283,7 @@ fn measurement(
         positions: s.positions(),
         params_total: a.params.total,
         params_non_embedding: a.params.non_embedding,
-        flops: a.flops.total,
+        flops: opts.phase.flops(s),
         timing,
         warnings,
         fingerprint: fp.clone(),
@@ -265,7 +310,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
         .filter(|e| {
             !done.contains(&record::resume_key(
                 &fp_id,
-                "prefill",
+                opts.phase.name(),
                 opts.gelu,
                 &record::shape_key(&e.shape),
             ))
@@ -289,7 +334,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
             )
             .expect("valid template"),
         );
-        bar.set_prefix(opts.backend.to_string());
+        bar.set_prefix(format!("{} {}", opts.backend, opts.phase.name()));
         bar
     } else {
         ProgressBar::hidden()
@@ -301,9 +346,9 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
     let mut reserved = 0;
     for entry in todo {
         bar.set_message(format!("building {}", entry.shape));
-        match build(entry, opts.gelu, &device, reserved) {
+        match build(entry, opts.gelu, opts.phase, &device, reserved) {
             Ok(w) => {
-                reserved += entry.shape.accounting().bytes.weights;
+                reserved += memory_held(&entry.shape, opts.phase);
                 jobs.push(Job::new(w));
                 entries.push(entry);
             }

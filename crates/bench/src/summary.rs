@@ -9,13 +9,14 @@ pub fn table(measurements: &[Measurement]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<8} {:>4} {:>5} {:>3} {:>4} {:>2} {:>7} {:>10} {:>14} {:>8} {:>7}  notes",
-        "backend", "L", "d", "h", "n", "b", "params", "median ms", "95% CI ms", "GFLOP/s", "rounds%"
+        "{:<8} {:<7} {:>4} {:>5} {:>3} {:>4} {:>2} {:>7} {:>10} {:>14} {:>8} {:>7}  notes",
+        "backend", "phase", "L", "d", "h", "n", "b", "params", "median ms", "95% CI ms", "GFLOP/s", "rounds%"
     );
     for m in measurements {
         let head = format!(
-            "{:<8} {:>4} {:>5} {:>3} {:>4} {:>2} {:>7}",
+            "{:<8} {:<7} {:>4} {:>5} {:>3} {:>4} {:>2} {:>7}",
             m.backend,
+            m.kind,
             m.layers,
             m.d_model,
             m.heads,

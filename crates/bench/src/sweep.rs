@@ -21,6 +21,8 @@ use serde::Deserialize;
 
 /// The built-in default sweep.
 pub const DEFAULT_SWEEP: &str = include_str!("../../../data/sweeps/default.toml");
+/// The built-in decode sweep (`seq` is the context c).
+pub const DECODE_SWEEP: &str = include_str!("../../../data/sweeps/decode.toml");
 /// Tiny shapes for tests and smoke runs.
 pub const QUICK_SWEEP: &str = include_str!("../../../data/sweeps/quick.toml");
 
@@ -155,6 +157,30 @@ mod tests {
                 .iter()
                 .fold((f64::MAX, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
             assert!(hi / lo < 1.1, "{fam}: {lo}..{hi}");
+        }
+    }
+
+    #[test]
+    fn decode_sweep_covers_contexts_batches_and_families() {
+        let sweep = Sweep::parse(DECODE_SWEEP).unwrap();
+        assert!(sweep.entries.len() >= 30);
+        let contexts: std::collections::BTreeSet<u64> = sweep.entries.iter().map(|e| e.shape.seq()).collect();
+        assert!(contexts.is_superset(&[128, 512, 1024].into()));
+        let batches: std::collections::BTreeSet<u64> =
+            sweep.entries.iter().map(|e| e.shape.batch()).collect();
+        assert!(batches.is_superset(&[1, 4].into()));
+        assert!(
+            sweep
+                .entries
+                .iter()
+                .any(|e| e.shape.accounting().params.total == 124_439_808),
+            "GPT-2 small is in the decode sweep"
+        );
+        for fam in ["iso-3M", "iso-25M", "iso-85M"] {
+            assert!(
+                sweep.entries.iter().filter(|e| e.family == fam).count() >= 3,
+                "{fam}"
+            );
         }
     }
 

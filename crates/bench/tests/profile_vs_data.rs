@@ -1,6 +1,7 @@
 //! The embedded default profile reproduces the committed measurements within
 //! its own stated error, once each session is scaled to its reference session
-//! as the fit does (the profile describes the machine in its reference session).
+//! as the fit does (the profile describes the machine in its reference session):
+//! prefill and decode models alike.
 
 use std::path::Path;
 
@@ -19,12 +20,20 @@ fn default_profile_reproduces_committed_measurements() {
     normalize_sessions(&mut sessions);
     let measurements: Vec<record::Measurement> = sessions.into_iter().flat_map(|(_, ms)| ms).collect();
     let profile = planner::default_profile();
-    for b in &profile.backends {
+    let entries = profile.backends.iter().map(|b| (b, "prefill")).chain(
+        profile
+            .backends
+            .iter()
+            .filter_map(|b| Some((b.decode.as_deref()?, "decode"))),
+    );
+    let mut decode_models = 0;
+    for (b, kind) in entries {
+        decode_models += usize::from(kind == "decode");
         let ms: Vec<_> = measurements
             .iter()
-            .filter(|m| m.backend == b.backend && m.status == Status::Ok && m.kind == "prefill")
+            .filter(|m| m.backend == b.backend && m.status == Status::Ok && m.kind == kind)
             .collect();
-        assert!(ms.len() >= 20, "{}: {} measurements", b.backend, ms.len());
+        assert!(ms.len() >= 20, "{} {kind}: {} measurements", b.backend, ms.len());
         let (mut inside, mut ape) = (0usize, 0.0f64);
         for m in &ms {
             let p = predict_backend(b, &m.shape().unwrap());
@@ -39,15 +48,16 @@ fn default_profile_reproduces_committed_measurements() {
         // The interval is a held-out 90% interval; in-sample coverage must be at least close to it.
         assert!(
             inside >= 0.8,
-            "{}: only {:.0}% inside the 90% interval",
+            "{} {kind}: only {:.0}% inside the 90% interval",
             b.backend,
             100.0 * inside
         );
         assert!(
             mape <= 1.5 * b.held_out.mape_pct,
-            "{}: MAPE {mape:.1}% vs stated {:.1}%",
+            "{} {kind}: MAPE {mape:.1}% vs stated {:.1}%",
             b.backend,
             b.held_out.mape_pct
         );
     }
+    assert!(decode_models >= 1, "the default profile has decode models");
 }

@@ -75,7 +75,7 @@ fn software_adapter_timings_never_reach_a_profile() {
             .describe(),
         );
     }
-    let grouped = bench::fitting::group(&ms);
+    let grouped = bench::fitting::group(&ms, planner::Phase::Prefill);
     assert!(grouped.iter().all(|d| d.backend != "flex"));
     assert!(grouped.iter().any(|d| d.backend == "ndarray"));
 }

@@ -24,6 +24,7 @@ fn flex_options(out: &std::path::Path) -> RunOptions<'_> {
     RunOptions {
         backend: "flex",
         gelu: Gelu::Exact,
+        phase: planner::Phase::Prefill,
         schedule: fast_schedule(),
         out,
         progress: false,

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser};
-use planner::format::{count, duration_ms, parse_count};
-use planner::plan::{Plan, PlanRequest, plan};
+use planner::Phase;
+use planner::format::{bytes, count, duration_ms, parse_count};
+use planner::plan::{DEFAULT_CONTEXT, Plan, PlanRequest, plan};
 use planner::predict::tr121_size_class;
 use planner::profile::Profile;
 
@@ -26,9 +27,20 @@ struct Cli {
     /// Attention heads (default d_model/64).
     #[arg(long)]
     heads: Option<u64>,
-    /// Sequence length of a forward pass.
+    /// Sequence length of a forward pass (the prompt).
     #[arg(long, default_value_t = 128)]
     seq: u64,
+    /// Headline latency and ranking: prefill (a forward over --seq tokens) or
+    /// decode (one generated token per sequence at --context).
+    #[arg(long, value_enum, default_value_t = Mode::Prefill)]
+    mode: Mode,
+    /// Decode: tokens in the KV cache, the new one included.
+    #[arg(long, default_value_t = DEFAULT_CONTEXT)]
+    context: u64,
+    /// Generated tokens per sequence: rank by end-to-end time (prefill of
+    /// --seq tokens, then this many decode steps).
+    #[arg(long)]
+    output_tokens: Option<u64>,
     /// Batch size.
     #[arg(long, default_value_t = 1)]
     batch: u64,
@@ -67,6 +79,12 @@ struct Cli {
     completions: Option<clap_complete::Shell>,
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Mode {
+    Prefill,
+    Decode,
+}
+
 fn load_profile(path: &Option<PathBuf>) -> anyhow::Result<Profile> {
     match path {
         None => Ok(planner::default_profile()),
@@ -101,6 +119,12 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         max_layers: cli.max_layers,
         head_size: cli.head_size,
         tolerance_pct: cli.tolerance,
+        mode: match cli.mode {
+            Mode::Prefill => Phase::Prefill,
+            Mode::Decode => Phase::Decode,
+        },
+        context: cli.context,
+        output_tokens: cli.output_tokens,
     };
     let answer = plan(&profile, &request)?;
     if cli.json {
@@ -184,14 +208,16 @@ fn render(answer: &Plan, top: usize) -> String {
             );
         }
     }
+    render_decode(&mut o, answer);
     if let Some(r) = &answer.recommendations {
         let c = &r.constraints;
         let _ = writeln!(
             o,
-            "\nsame budget ({} non-embedding ±{:.0}%), {} shapes, fastest first:",
+            "\nsame budget ({} non-embedding ±{:.0}%), {} shapes, by {}, fastest first:",
             count(c.budget_non_embedding),
             100.0 * c.tolerance,
-            r.candidates.len()
+            r.candidates.len(),
+            r.objective.label()
         );
         let _ = writeln!(
             o,
@@ -230,6 +256,86 @@ fn render(answer: &Plan, top: usize) -> String {
         }
     }
     o
+}
+
+/// Decode per token, end-to-end time and memory of the proposed shape.
+fn render_decode(o: &mut String, answer: &Plan) {
+    use std::fmt::Write;
+    if let Some(d) = &answer.decode {
+        let _ = writeln!(
+            o,
+            "\ndecode, one token per sequence at context {} ({:.2} GFLOP per step):",
+            d.context,
+            d.flops as f64 / 1e9
+        );
+        let _ = writeln!(
+            o,
+            "{:<9} {:>10}  {:<22} {:>10}  where the time goes",
+            "backend", "per token", "90% interval", "tokens/s"
+        );
+        for (p, tps) in d.predictions.iter().zip(&d.tokens_per_s) {
+            let parts: Vec<String> = p
+                .breakdown
+                .iter()
+                .take(3)
+                .map(|c| format!("{} {:.0}%", c.component.label(), 100.0 * c.ms / p.latency_ms))
+                .collect();
+            let _ = writeln!(
+                o,
+                "{:<9} {:>10}  {:<22} {:>10.1}  {}{}",
+                p.backend,
+                duration_ms(p.latency_ms),
+                format!(
+                    "{} – {}",
+                    duration_ms(p.interval_ms[0]),
+                    duration_ms(p.interval_ms[1])
+                ),
+                tps,
+                parts.join(", "),
+                if p.extrapolated {
+                    format!("  [extrapolated: {}]", p.outside.join(", "))
+                } else {
+                    String::new()
+                }
+            );
+        }
+    } else if answer.shape.is_some() {
+        let _ = writeln!(o, "\ndecode: this profile has no decode model");
+    }
+    for e in &answer.end_to_end {
+        let _ = writeln!(
+            o,
+            "end to end on {}: prefill {} + {} tokens × {} = {} (90%: {} – {})",
+            e.backend,
+            duration_ms(e.prefill_ms),
+            e.output,
+            duration_ms(e.decode_ms_per_token),
+            duration_ms(e.total_ms),
+            duration_ms(e.interval_ms[0]),
+            duration_ms(e.interval_ms[1])
+        );
+    }
+    if let Some(m) = &answer.memory {
+        let _ = writeln!(
+            o,
+            "memory   tensors (f32): prefill {} (weights {} + activations {}) · decode at context {} {} (KV cache {})",
+            bytes(m.prefill.total_bytes),
+            bytes(m.prefill.weights_bytes),
+            bytes(m.prefill.activations_bytes),
+            m.context,
+            bytes(m.decode.total_bytes),
+            bytes(m.decode.kv_cache_bytes)
+        );
+        for b in &m.backends {
+            let _ = writeln!(
+                o,
+                "         on {}, with its measured overheads: prefill {} · decode {}",
+                b.backend,
+                bytes(b.prefill.total_bytes),
+                bytes(b.decode.total_bytes)
+            );
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -289,6 +395,8 @@ mod tests {
             Just("".to_string()),
             Just("flex".to_string()),
             Just("ndarray".to_string()),
+            Just("decode".to_string()),
+            Just("prefill".to_string()),
         ]
     }
 
@@ -307,6 +415,9 @@ mod tests {
             Just("--head-size"),
             Just("--tolerance"),
             Just("--top"),
+            Just("--mode"),
+            Just("--context"),
+            Just("--output-tokens"),
             Just("--bogus"),
         ]
     }
@@ -382,7 +493,7 @@ mod tests {
             0 => text[..cut].to_string(),
             1 => format!("{}{}{}", &text[..cut], byte as char, &text[cut..]),
             2 => text.replacen("\"value\": ", "\"value\": -", 1 + at % 3),
-            _ => text.replace("schema_version\": 1", &format!("schema_version\": {byte}")),
+            _ => text.replace("schema_version\": 2", &format!("schema_version\": {byte}")),
         }
     }
 

@@ -26,6 +26,53 @@ fn the_headline_command_prints_predictions_and_recommendations() {
 }
 
 #[test]
+fn decode_mode_prints_tokens_per_second_memory_and_end_to_end() {
+    let o = plan(&[
+        "--layers",
+        "12",
+        "--d-model",
+        "768",
+        "--mode",
+        "decode",
+        "--context",
+        "1024",
+        "--output-tokens",
+        "256",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    for needle in [
+        "decode, one token per sequence at context 1024",
+        "tokens/s",
+        "end to end on",
+        "256 tokens",
+        "KV cache 72.0 MiB",
+        "by end-to-end time (prefill + 256 tokens)",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let bad = plan(&[
+        "--layers",
+        "12",
+        "--d-model",
+        "768",
+        "--mode",
+        "decode",
+        "--context",
+        "0",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("context 0 is out of range"),
+        "{}",
+        stderr(&bad)
+    );
+    let bad = plan(&["--layers", "12", "--d-model", "768", "--mode", "train"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("train"), "{}", stderr(&bad));
+}
+
+#[test]
 fn json_output_is_stable() {
     let o = plan(&["--layers", "16", "--d-model", "512", "--json", "--top", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -93,6 +93,16 @@ pub fn count(n: f64) -> String {
     }
 }
 
+/// Bytes in KiB/MiB/GiB, as the CLI prints them.
+#[wasm_bindgen]
+pub fn bytes(n: f64) -> String {
+    if n.is_finite() && n >= 0.0 {
+        planner::format::bytes(n as u64)
+    } else {
+        "n/a".into()
+    }
+}
+
 /// Parses `25M`, `1.5B`, `300k` as the CLI's `--budget` does.
 #[wasm_bindgen]
 pub fn parse_count(text: &str) -> Result<f64, JsError> {

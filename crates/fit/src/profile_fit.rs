@@ -13,6 +13,9 @@ use crate::models::{Fitted, ModelSpec};
 use crate::regimes::segmented;
 use crate::{FitError, Point};
 
+/// Fewest measured shapes a backend needs to be fitted.
+pub const MIN_POINTS: usize = 8;
+
 /// Folds of the k-fold cross-validation.
 pub const FOLDS: usize = 10;
 
@@ -71,15 +74,14 @@ fn family_out_accuracy(spec: &ModelSpec, points: &[Point]) -> Option<Accuracy> {
     Some(accuracy("leave-one-iso-family-out", &predicted, &measured))
 }
 
-/// Greedy forward selection of physics terms by k-fold MAPE.
-fn select_terms(points: &[Point]) -> (Vec<Term>, Vec<(Vec<Term>, f64)>) {
+/// Greedy forward selection of physics terms among `candidates` by k-fold MAPE.
+fn select_terms(points: &[Point], candidates: &[Term]) -> (Vec<Term>, Vec<(Vec<Term>, f64)>) {
     let mut chosen: Vec<Term> = vec![];
     let mut best = f64::INFINITY;
     let mut trail = vec![];
     loop {
-        let candidates = Term::ALL.iter().filter(|t| !chosen.contains(t));
         let mut round_best: Option<(Term, f64)> = None;
-        for &t in candidates {
+        for &t in candidates.iter().filter(|t| !chosen.contains(t)) {
             let mut terms = chosen.clone();
             terms.push(t);
             terms.sort();
@@ -137,21 +139,28 @@ pub fn base_configuration<'a>(shapes: impl IntoIterator<Item = &'a planner::Shap
         .map_or((128, 1), |(k, _)| k)
 }
 
-/// Fits one backend's points into a profile entry.
+/// Fits one backend's points of one phase into a profile entry; the physics
+/// terms are chosen among that phase's candidates ([`Term::PREFILL`] or
+/// [`Term::DECODE`]).
 pub fn fit_backend(
     backend: &str,
     device: DeviceClass,
     fingerprint: BTreeMap<String, String>,
     points: &[Point],
     noise_floor_pct: Option<f64>,
+    phase: planner::Phase,
 ) -> Result<BackendFit, FitError> {
-    if points.len() < 8 {
+    if points.len() < MIN_POINTS {
         return Err(FitError::TooFewPoints {
-            need: 8,
+            need: MIN_POINTS,
             have: points.len(),
         });
     }
-    let (terms, selection) = select_terms(points);
+    let candidates: &[Term] = match phase {
+        planner::Phase::Prefill => &Term::PREFILL,
+        planner::Phase::Decode => &Term::DECODE,
+    };
+    let (terms, selection) = select_terms(points, candidates);
     if terms.is_empty() {
         return Err(FitError::Degenerate("no physics term could be fitted".into()));
     }
@@ -215,6 +224,8 @@ pub fn fit_backend(
             held_out,
             regimes: segmented(&base),
             noise_floor_pct,
+            decode: None,
+            memory: None,
         },
         held_out_ms,
         family_out,

@@ -129,6 +129,7 @@ pub fn render(
     fits: &[BackendFit],
     points: &[Vec<Point>],
     sessions: &[String],
+    decode: &DecodeInputs,
 ) -> (String, Vec<(String, String)>) {
     let mut out = String::new();
     let mut files = vec![];
@@ -373,7 +374,146 @@ pub fn render(
         }
     }
     render_comparisons(&mut out, fits, points);
+    render_decode(&mut out, &mut files, decode);
     (out, files)
+}
+
+/// The decode half of the report.
+pub struct DecodeInputs<'a> {
+    /// Decode fits, one per backend measured in decode.
+    pub fits: &'a [BackendFit],
+    /// `points[i]` are the points `fits[i]` was fitted on (`seq` = context).
+    pub points: &'a [Vec<Point>],
+    /// Memory: predicted vs measured peak, as a rendered table, if measured.
+    pub memory_table: Option<String>,
+    /// Per backend: overheads fitted from the memory measurements.
+    pub memory_calibrations: Vec<(String, planner::memory::MemoryCalibration)>,
+}
+
+fn render_decode(out: &mut String, files: &mut Vec<(String, String)>, d: &DecodeInputs) {
+    if d.fits.is_empty() && d.memory_table.is_none() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Decode: one generated token with a KV cache
+"
+    );
+    let _ = writeln!(
+        out,
+        "Each sample times one step: b new tokens (one per sequence) against a KV cache of c tokens (`seq` = c, the new one included), written in place into a static cache. The physics model chooses among decode terms: weight bytes read per step, KV-cache bytes read, per-layer fixed cost, projection/MLP and LM-head FLOPs of the b tokens.\n"
+    );
+    for (f, pts) in d.fits.iter().zip(d.points) {
+        let p = &f.profile;
+        let _ = writeln!(
+            out,
+            "### Backend `{}` (decode, {} shapes)
+",
+            p.backend, p.measurements
+        );
+        if let Some(nf) = p.noise_floor_pct {
+            let _ = writeln!(
+                out,
+                "Noise floor (two passes): **{nf:.1}%**.
+"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| model | validation | MAPE | within ±10% | worst | Spearman ρ | pairwise | R² / adj. R² (in-sample) |\n|---|---|---|---|---|---|---|---|"
+        );
+        acc_row(out, "**physics (chosen)**", &p.held_out, None);
+        for a in &p.alternatives {
+            acc_row(out, &a.name, &a.held_out, Some((a.r2, a.adj_r2)));
+        }
+        for (name, a) in &f.family_out {
+            acc_row(out, name, a, None);
+        }
+        let _ = writeln!(
+            out,
+            "\n| term | coefficient | std. error | unit |\n|---|---|---|---|"
+        );
+        if let LatencyModel::Physics { terms } = &p.model {
+            for t in terms {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.5} | {} | {} |",
+                    t.term.name(),
+                    t.value,
+                    t.std_error.map_or("–".into(), |s| format!("{s:.5}")),
+                    t.term.coefficient_unit()
+                );
+            }
+            // Reading speeds: these coefficients are ms per MB. The batched and
+            // streamed terms add to the weight term, so they are extra time, not speeds.
+            for t in terms.iter().filter(|t| t.value > 0.0) {
+                let what = match t.term {
+                    planner::Term::DecodeWeightMb => "weights are read at",
+                    planner::Term::KvCacheMb => "the KV cache is read at",
+                    _ => continue,
+                };
+                let _ = writeln!(out, "\nAlone, {what} {:.1} GB/s.", 1.0 / t.value);
+            }
+        }
+        let svg_name = format!("{}-decode-measured-vs-predicted.svg", p.backend);
+        let measured: Vec<f64> = pts.iter().map(|p| p.median_ms).collect();
+        files.push((
+            svg_name.clone(),
+            scatter_svg(
+                &format!("{} decode: held-out prediction vs measurement", p.backend),
+                &measured,
+                &f.held_out_ms,
+            ),
+        ));
+        let _ = writeln!(out, "\n![decode measured vs predicted]({svg_name})\n");
+        let _ = writeln!(
+            out,
+            "Wide vs deep in decode (iso-parameter families, measured per-token latency):\n\n| family | c | L | d_model | measured | predicted (held out) |\n|---|---|---|---|---|---|"
+        );
+        let mut idx: Vec<usize> = (0..pts.len())
+            .filter(|&i| pts[i].family.starts_with("iso-"))
+            .collect();
+        idx.sort_by_key(|&i| (pts[i].family.clone(), pts[i].shape.layers()));
+        for i in idx {
+            let s = &pts[i].shape;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                pts[i].family,
+                s.seq(),
+                s.layers(),
+                s.d_model(),
+                planner::format::duration_ms(pts[i].median_ms),
+                planner::format::duration_ms(f.held_out_ms[i])
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if let Some(table) = &d.memory_table {
+        let _ = writeln!(
+            out,
+            "### Peak memory: planner estimate vs measured resident set\n\nEach shape runs in a fresh process (`bench memory`); the peak resident set of one step above the process's baseline is compared with `planner::memory::estimate` (weights + KV cache + activations, f32). Error = predicted / measured − 1.\n\n```text\n{table}```\n"
+        );
+        if !d.memory_calibrations.is_empty() {
+            let _ = writeln!(
+                out,
+                "With each backend's overheads fitted (median of measured − estimated: a runtime constant, plus a workspace when a step multiplies matrices by matrices), scored leave-one-shape-out:\n\n| backend | runtime | matrix-product workspace | shapes | MAPE | within ±10% | worst |\n|---|---|---|---|---|---|---|"
+            );
+            for (b, c) in &d.memory_calibrations {
+                let _ = writeln!(
+                    out,
+                    "| {b} | {} | {} | {} | {:.1}% | {:.0}% | {:.1}% |",
+                    planner::format::bytes(c.runtime_bytes),
+                    planner::format::bytes(c.matmul_workspace_bytes),
+                    c.measurements,
+                    c.held_out_mape_pct,
+                    100.0 * c.held_out_within_10pct,
+                    c.held_out_worst_pct
+                );
+            }
+            let _ = writeln!(out);
+        }
+    }
 }
 
 /// Measured points of a series and the physics model along it, as SVG.
@@ -474,7 +614,7 @@ fn render_comparisons(out: &mut String, fits: &[BackendFit], points: &[Vec<Point
             let gpt2 = planner::ShapeSpec::new(12, 768)
                 .validate()
                 .expect("GPT-2 small is valid");
-            let scaling = planner::crossover::backend_scaling(&profile, &gpt2);
+            let scaling = planner::crossover::backend_scaling(&profile, &gpt2, planner::Objective::Prefill);
             for x in &scaling.crossovers {
                 let _ = writeln!(
                     out,

@@ -66,6 +66,21 @@ pub struct Bytes {
     pub elementwise_elements: u64,
 }
 
+/// Counts of one decode step: one new token per sequence against a KV cache
+/// holding the context c = `seq` tokens (the new one included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecodeCounts {
+    /// FLOPs of the step: projections 8·b·d²·L, scores and weighted sum
+    /// 4·b·c·d·L, MLP 4·b·d·d_ff·L, LM head 2·b·d·V.
+    pub flops: Flops,
+    /// Weight bytes read per step: every block weight and the LM head (the
+    /// tied token embedding), as each is used once per step whatever b is.
+    pub weight_bytes: u64,
+    /// KV-cache bytes read per step: keys and values of c tokens, all layers:
+    /// 2·L·b·c·d·4. Also the cache's size in memory.
+    pub kv_bytes: u64,
+}
+
 /// All counts for one shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accounting {
@@ -75,6 +90,8 @@ pub struct Accounting {
     pub flops: Flops,
     /// Memory.
     pub bytes: Bytes,
+    /// One decode step at context `seq`.
+    pub decode: DecodeCounts,
 }
 
 struct Checked {
@@ -123,8 +140,26 @@ impl Accounting {
         let lm_head = c.mul(&[2, t, d, v])?;
         let flops_total = c.add(&[attention_projections, attention_scores, mlp, lm_head])?;
 
+        let c = Checked { what: "decode FLOPs" };
+        let decode_projections = c.mul(&[l, 8, b, d, d])?;
+        let decode_scores = c.mul(&[l, 4, b, n, d])?;
+        let decode_mlp = c.mul(&[l, 4, b, d, ff])?;
+        let decode_lm_head = c.mul(&[2, b, d, v])?;
+        let decode_flops = Flops {
+            attention_projections: decode_projections,
+            attention_scores: decode_scores,
+            mlp: decode_mlp,
+            lm_head: decode_lm_head,
+            total: c.add(&[decode_projections, decode_scores, decode_mlp, decode_lm_head])?,
+        };
+
         let c = Checked { what: "bytes" };
         let e = BYTES_PER_ELEMENT;
+        let decode = DecodeCounts {
+            flops: decode_flops,
+            weight_bytes: c.mul(&[e, c.add(&[non_embedding, token_embedding])?])?,
+            kv_bytes: c.mul(&[e, 2, l, b, n, d])?,
+        };
         let residual = c.mul(&[e, t, d])?;
         let scores = c.mul(&[e, b, h, n, n])?;
         let block_peak = c.add(&[c.mul(&[e, 3, t, d])?, scores, c.mul(&[e, t, ff])?, residual])?;
@@ -154,6 +189,7 @@ impl Accounting {
                 logits: c.mul(&[e, t, v])?,
                 elementwise_elements: c.mul(&[l, per_layer_elements])?,
             },
+            decode,
         })
     }
 }
@@ -206,6 +242,33 @@ mod tests {
             f.total,
             f.attention_projections + f.mlp + f.attention_scores + f.lm_head
         );
+    }
+
+    #[test]
+    fn decode_counts_match_closed_forms() {
+        let s = ShapeSpec {
+            seq: Some(512),
+            batch: Some(4),
+            ..ShapeSpec::new(12, 768)
+        }
+        .validate()
+        .unwrap();
+        let a = s.accounting();
+        let dc = a.decode;
+        let (l, d, c, b, v) = (12u64, 768u64, 512u64, 4u64, 50257u64);
+        assert_eq!(dc.flops.attention_projections, l * 8 * b * d * d);
+        assert_eq!(dc.flops.mlp, l * 16 * b * d * d);
+        assert_eq!(dc.flops.attention_scores, l * 4 * b * c * d);
+        assert_eq!(dc.flops.lm_head, 2 * b * d * v);
+        // GPT-2 small: 12 layers × 512 tokens × 768 × 2 (K, V) × 4 bytes × 4 sequences.
+        assert_eq!(dc.kv_bytes, 2 * l * b * c * d * 4);
+        // Weights read per step: everything but the position table.
+        assert_eq!(
+            dc.weight_bytes,
+            4 * (a.params.total - a.params.position_embedding)
+        );
+        // One decode step is the prefill of the last token, attention aside.
+        assert_eq!(dc.flops.mlp * c, a.flops.mlp);
     }
 
     #[test]

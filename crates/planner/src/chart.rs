@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use crate::crossover::BackendScaling;
 use crate::format::{count, duration_ms};
+use crate::objective::Objective;
 use crate::profile::Profile;
 use crate::recommend::{Constraints, iso_parameter_shapes};
 use crate::shape::Shape;
@@ -275,14 +276,22 @@ pub fn render_svg(chart: &Chart) -> String {
 
 /// Latency vs depth along the iso-parameter curve of `constraints`, one line
 /// per backend, with the proposed shape marked.
-pub fn depth_chart(profile: &Profile, base: &Shape, proposed: Option<&Shape>, c: &Constraints) -> Chart {
+pub fn depth_chart(
+    profile: &Profile,
+    base: &Shape,
+    proposed: Option<&Shape>,
+    c: &Constraints,
+    objective: Objective,
+) -> Chart {
     let shapes = iso_parameter_shapes(base, c);
     let mut series = vec![];
-    for b in &profile.backends {
+    for b in profile.backends.iter().filter(|b| objective.supported_by(b)) {
         // One point per depth: the width closest to the budget.
         let mut pts: Vec<(f64, f64)> = vec![];
         for s in &shapes {
-            let ms = b.model.predict_ms(s);
+            let Some(ms) = objective.latency_ms(b, s) else {
+                continue;
+            };
             match pts.last_mut() {
                 Some(last) if last.0 == s.layers() as f64 => {}
                 _ => pts.push((s.layers() as f64, ms)),
@@ -298,7 +307,7 @@ pub fn depth_chart(profile: &Profile, base: &Shape, proposed: Option<&Shape>, c:
         let best = profile
             .backends
             .iter()
-            .map(|b| b.model.predict_ms(p))
+            .filter_map(|b| objective.latency_ms(b, p))
             .fold(f64::INFINITY, f64::min);
         best.is_finite().then(|| {
             (
@@ -315,7 +324,7 @@ pub fn depth_chart(profile: &Profile, base: &Shape, proposed: Option<&Shape>, c:
             100.0 * c.tolerance
         ),
         x_label: "layers (width shrinks as depth grows)".into(),
-        y_label: "predicted latency".into(),
+        y_label: format!("predicted {}", objective.label()),
         x_format: AxisFormat::Plain,
         y_format: AxisFormat::Duration,
         series,
@@ -330,6 +339,7 @@ pub fn params_chart(
     scaling: &BackendScaling,
     proposed: Option<&Shape>,
     measured_max_params: Option<u64>,
+    objective: Objective,
 ) -> Chart {
     let series = scaling
         .backends
@@ -341,6 +351,7 @@ pub fn params_chart(
                 .path
                 .iter()
                 .map(|p| (p.params_total as f64, p.latency_ms[i]))
+                .filter(|(_, ms)| ms.is_finite())
                 .collect(),
             points_only: false,
         })
@@ -354,7 +365,7 @@ pub fn params_chart(
     Chart {
         title: "Latency vs model size per backend".into(),
         x_label: "total parameters (depth and width scaled together)".into(),
-        y_label: "predicted latency".into(),
+        y_label: format!("predicted {}", objective.label()),
         x_format: AxisFormat::Count,
         y_format: AxisFormat::Duration,
         series,
@@ -430,7 +441,7 @@ mod tests {
             max_layers: 48,
             ..Constraints::new(s.accounting().params.non_embedding)
         };
-        let chart = depth_chart(&p, &s, Some(&s), &c);
+        let chart = depth_chart(&p, &s, Some(&s), &c, Objective::Prefill);
         assert_eq!(chart.series.len(), p.backends.len());
         let xs: Vec<f64> = chart.series[0].points.iter().map(|p| p.0).collect();
         assert!(xs.windows(2).all(|w| w[0] < w[1]), "{xs:?}");
@@ -443,7 +454,12 @@ mod tests {
         let p = crate::default_profile();
         let s = ShapeSpec::new(12, 768).validate().unwrap();
         let max = p.backends.iter().map(|b| b.validity.params_total[1]).max();
-        let svg = render_svg(&params_chart(&backend_scaling(&p, &s), Some(&s), max));
+        let svg = render_svg(&params_chart(
+            &backend_scaling(&p, &s, Objective::Prefill),
+            Some(&s),
+            max,
+            Objective::Prefill,
+        ));
         assert!(svg.contains("measured up to"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         insta::assert_snapshot!("params_chart_gpt2_small", svg);

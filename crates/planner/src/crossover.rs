@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::objective::Objective;
 use crate::profile::Profile;
 use crate::shape::Shape;
 
@@ -26,7 +27,8 @@ pub struct PathPoint {
     pub heads: u64,
     /// Total parameters.
     pub params_total: u64,
-    /// Predicted latency per backend, ms, in the profile's backend order.
+    /// Predicted latency per backend by the objective, ms, in the profile's
+    /// backend order (infinite where a backend lacks the objective's model).
     pub latency_ms: Vec<f64>,
 }
 
@@ -72,8 +74,8 @@ fn fastest(latencies: &[f64]) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
-/// Predicts every backend along the scaling path of `shape`.
-pub fn backend_scaling(profile: &Profile, shape: &Shape) -> BackendScaling {
+/// Predicts every backend along the scaling path of `shape` by `objective`.
+pub fn backend_scaling(profile: &Profile, shape: &Shape, objective: Objective) -> BackendScaling {
     let backends: Vec<String> = profile.backends.iter().map(|b| b.backend.clone()).collect();
     let mut path: Vec<PathPoint> = vec![];
     for step in -DOUBLINGS * STEPS_PER_DOUBLING..=DOUBLINGS * STEPS_PER_DOUBLING {
@@ -88,7 +90,11 @@ pub fn backend_scaling(profile: &Profile, shape: &Shape) -> BackendScaling {
             d_model: s.d_model(),
             heads: s.heads(),
             params_total,
-            latency_ms: profile.backends.iter().map(|b| b.model.predict_ms(&s)).collect(),
+            latency_ms: profile
+                .backends
+                .iter()
+                .map(|b| objective.latency_ms(b, &s).unwrap_or(f64::INFINITY))
+                .collect(),
         });
     }
     let mut crossovers = vec![];
@@ -150,7 +156,7 @@ mod tests {
     fn finds_the_crossover_of_a_fixed_cost_and_a_fast_backend() {
         let p = two_backend_profile();
         let s = ShapeSpec::new(6, 384).validate().unwrap();
-        let scaling = backend_scaling(&p, &s);
+        let scaling = backend_scaling(&p, &s, Objective::Prefill);
         assert_eq!(scaling.crossovers.len(), 1, "{:?}", scaling.crossovers);
         let c = &scaling.crossovers[0];
         assert_eq!(
@@ -167,7 +173,7 @@ mod tests {
     fn path_grows_monotonically_in_params() {
         let p = crate::default_profile();
         let s = ShapeSpec::new(12, 768).validate().unwrap();
-        let scaling = backend_scaling(&p, &s);
+        let scaling = backend_scaling(&p, &s, Objective::Prefill);
         assert!(scaling.path.len() > 40);
         assert!(
             scaling
@@ -188,6 +194,6 @@ mod tests {
         let mut p = crate::default_profile();
         p.backends.truncate(1);
         let s = ShapeSpec::new(4, 256).validate().unwrap();
-        assert!(backend_scaling(&p, &s).crossovers.is_empty());
+        assert!(backend_scaling(&p, &s, Objective::Prefill).crossovers.is_empty());
     }
 }

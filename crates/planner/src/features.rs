@@ -37,11 +37,94 @@ pub enum Term {
     /// Matmul GFLOP × 128/T (T = n·b tokens): the extra cost of skinny matrices
     /// when few tokens are processed (ms per GFLOP at T = 128).
     ShortMatmulGflop,
+    /// Decode: MB of weights read per step (blocks and LM head), once whatever b is (ms per MB).
+    DecodeWeightMb,
+    /// Decode: MB of keys and values read from the KV cache per step, 2·L·b·c·d·4 (ms per MB).
+    KvCacheMb,
+    /// Decode: GFLOP of projections and MLP for b new tokens (ms per GFLOP).
+    DecodeMatmulGflop,
+    /// Decode: GFLOP of the LM head for b new tokens (ms per GFLOP).
+    DecodeLmHeadGflop,
+    /// Decode: MB of block weights read per step (without the LM head), so
+    /// blocks and the LM head may stream at different speeds (ms per MB).
+    DecodeBlockWeightMb,
+    /// Decode: million logits written per step, b·V (ms per M).
+    DecodeLogitsMelem,
+    /// Decode: MB of weights read per step when b > 1, else 0: several
+    /// sequences turn each matrix-vector product into a small matrix product,
+    /// a different and here slower kernel (ms per MB).
+    DecodeBatchedWeightMb,
+    /// Decode: MB read per step (weights + KV cache), counted only when that
+    /// working set exceeds 64 MB. A step reads the same bytes every token, so
+    /// while they fit in the last-level cache they come from it; past the
+    /// cache's size an LRU cache keeps almost none of a cyclic stream: a cliff
+    /// (ms per MB). The variants differ only in where the cliff is; fitting
+    /// keeps the one the held-out error prefers, if any.
+    #[serde(rename = "decode_streamed_mb_over_64")]
+    DecodeStreamedMbOver64,
+    /// As [`Term::DecodeStreamedMbOver64`], cliff at 96 MB.
+    #[serde(rename = "decode_streamed_mb_over_96")]
+    DecodeStreamedMbOver96,
+    /// As [`Term::DecodeStreamedMbOver64`], cliff at 128 MB.
+    #[serde(rename = "decode_streamed_mb_over_128")]
+    DecodeStreamedMbOver128,
+    /// As [`Term::DecodeStreamedMbOver64`], cliff at 192 MB.
+    #[serde(rename = "decode_streamed_mb_over_192")]
+    DecodeStreamedMbOver192,
+    /// As [`Term::DecodeStreamedMbOver64`], cliff at 256 MB.
+    #[serde(rename = "decode_streamed_mb_over_256")]
+    DecodeStreamedMbOver256,
 }
 
 impl Term {
     /// Every term, in a stable order.
-    pub const ALL: [Term; 11] = [
+    pub const ALL: [Term; 23] = [
+        Term::Constant,
+        Term::Layers,
+        Term::MatmulGflop,
+        Term::AttentionGflop,
+        Term::LmHeadGflop,
+        Term::WeightMb,
+        Term::ElementwiseMelem,
+        Term::HeadLayers,
+        Term::LogitsMelem,
+        Term::NarrowMatmulGflop,
+        Term::ShortMatmulGflop,
+        Term::DecodeWeightMb,
+        Term::KvCacheMb,
+        Term::DecodeMatmulGflop,
+        Term::DecodeLmHeadGflop,
+        Term::DecodeBlockWeightMb,
+        Term::DecodeLogitsMelem,
+        Term::DecodeBatchedWeightMb,
+        Term::DecodeStreamedMbOver64,
+        Term::DecodeStreamedMbOver96,
+        Term::DecodeStreamedMbOver128,
+        Term::DecodeStreamedMbOver192,
+        Term::DecodeStreamedMbOver256,
+    ];
+
+    /// The candidate terms of a decode model (a shape's `seq` is the context).
+    pub const DECODE: [Term; 15] = [
+        Term::Constant,
+        Term::Layers,
+        Term::HeadLayers,
+        Term::DecodeWeightMb,
+        Term::KvCacheMb,
+        Term::DecodeMatmulGflop,
+        Term::DecodeLmHeadGflop,
+        Term::DecodeBlockWeightMb,
+        Term::DecodeLogitsMelem,
+        Term::DecodeBatchedWeightMb,
+        Term::DecodeStreamedMbOver64,
+        Term::DecodeStreamedMbOver96,
+        Term::DecodeStreamedMbOver128,
+        Term::DecodeStreamedMbOver192,
+        Term::DecodeStreamedMbOver256,
+    ];
+
+    /// The candidate terms of a prefill model.
+    pub const PREFILL: [Term; 11] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -54,6 +137,19 @@ impl Term {
         Term::NarrowMatmulGflop,
         Term::ShortMatmulGflop,
     ];
+
+    /// Whether this term jumps (from 0 to its full value) once the decode
+    /// working set outgrows a cache size, instead of growing smoothly.
+    pub fn is_cache_cliff(self) -> bool {
+        matches!(
+            self,
+            Term::DecodeStreamedMbOver64
+                | Term::DecodeStreamedMbOver96
+                | Term::DecodeStreamedMbOver128
+                | Term::DecodeStreamedMbOver192
+                | Term::DecodeStreamedMbOver256
+        )
+    }
 
     /// Stable snake_case name (as in profiles).
     pub fn name(self) -> &'static str {
@@ -69,6 +165,18 @@ impl Term {
             Term::LogitsMelem => "logits_melem",
             Term::NarrowMatmulGflop => "narrow_matmul_gflop",
             Term::ShortMatmulGflop => "short_matmul_gflop",
+            Term::DecodeWeightMb => "decode_weight_mb",
+            Term::KvCacheMb => "kv_cache_mb",
+            Term::DecodeMatmulGflop => "decode_matmul_gflop",
+            Term::DecodeLmHeadGflop => "decode_lm_head_gflop",
+            Term::DecodeBlockWeightMb => "decode_block_weight_mb",
+            Term::DecodeLogitsMelem => "decode_logits_melem",
+            Term::DecodeBatchedWeightMb => "decode_batched_weight_mb",
+            Term::DecodeStreamedMbOver64 => "decode_streamed_mb_over_64",
+            Term::DecodeStreamedMbOver96 => "decode_streamed_mb_over_96",
+            Term::DecodeStreamedMbOver128 => "decode_streamed_mb_over_128",
+            Term::DecodeStreamedMbOver192 => "decode_streamed_mb_over_192",
+            Term::DecodeStreamedMbOver256 => "decode_streamed_mb_over_256",
         }
     }
 
@@ -81,9 +189,20 @@ impl Term {
             | Term::AttentionGflop
             | Term::LmHeadGflop
             | Term::NarrowMatmulGflop
-            | Term::ShortMatmulGflop => "ms/GFLOP",
-            Term::WeightMb => "ms/MB",
-            Term::ElementwiseMelem | Term::LogitsMelem => "ms/Melem",
+            | Term::ShortMatmulGflop
+            | Term::DecodeMatmulGflop
+            | Term::DecodeLmHeadGflop => "ms/GFLOP",
+            Term::WeightMb
+            | Term::DecodeWeightMb
+            | Term::KvCacheMb
+            | Term::DecodeBlockWeightMb
+            | Term::DecodeBatchedWeightMb
+            | Term::DecodeStreamedMbOver64
+            | Term::DecodeStreamedMbOver96
+            | Term::DecodeStreamedMbOver128
+            | Term::DecodeStreamedMbOver192
+            | Term::DecodeStreamedMbOver256 => "ms/MB",
+            Term::ElementwiseMelem | Term::LogitsMelem | Term::DecodeLogitsMelem => "ms/Melem",
             Term::HeadLayers => "ms/(head·layer)",
         }
     }
@@ -94,10 +213,25 @@ impl Term {
             Term::Constant => Component::Constant,
             Term::Layers => Component::PerLayerFixed,
             // Split further by FLOP share in predict.
-            Term::MatmulGflop | Term::NarrowMatmulGflop | Term::ShortMatmulGflop => Component::Mlp,
+            Term::MatmulGflop
+            | Term::NarrowMatmulGflop
+            | Term::ShortMatmulGflop
+            | Term::DecodeMatmulGflop => Component::Mlp,
             Term::AttentionGflop | Term::HeadLayers => Component::Attention,
-            Term::LmHeadGflop | Term::LogitsMelem => Component::LmHead,
-            Term::WeightMb | Term::ElementwiseMelem => Component::MemoryTraffic,
+            Term::KvCacheMb => Component::KvCache,
+            Term::LmHeadGflop | Term::LogitsMelem | Term::DecodeLmHeadGflop | Term::DecodeLogitsMelem => {
+                Component::LmHead
+            }
+            Term::WeightMb
+            | Term::ElementwiseMelem
+            | Term::DecodeWeightMb
+            | Term::DecodeBlockWeightMb
+            | Term::DecodeBatchedWeightMb
+            | Term::DecodeStreamedMbOver64
+            | Term::DecodeStreamedMbOver96
+            | Term::DecodeStreamedMbOver128
+            | Term::DecodeStreamedMbOver192
+            | Term::DecodeStreamedMbOver256 => Component::MemoryTraffic,
         }
     }
 }
@@ -116,6 +250,8 @@ pub enum Component {
     PerLayerFixed,
     /// Memory-bound traffic (weights, elementwise ops).
     MemoryTraffic,
+    /// Reading the KV cache (decode).
+    KvCache,
     /// Fixed cost per forward.
     Constant,
 }
@@ -129,6 +265,7 @@ impl Component {
             Component::LmHead => "LM head",
             Component::PerLayerFixed => "per-layer fixed",
             Component::MemoryTraffic => "memory traffic",
+            Component::KvCache => "KV cache",
             Component::Constant => "constant",
         }
     }
@@ -154,7 +291,32 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
         Term::LogitsMelem => (shape.tokens() * shape.vocab()) as f64 / 1e6,
         Term::NarrowMatmulGflop => matmul_gflop(shape) * 64.0 / shape.d_model() as f64,
         Term::ShortMatmulGflop => matmul_gflop(shape) * 128.0 / shape.tokens() as f64,
+        Term::DecodeWeightMb => a.decode.weight_bytes as f64 / 1e6,
+        Term::KvCacheMb => a.decode.kv_bytes as f64 / 1e6,
+        Term::DecodeMatmulGflop => (a.decode.flops.attention_projections + a.decode.flops.mlp) as f64 / 1e9,
+        Term::DecodeLmHeadGflop => a.decode.flops.lm_head as f64 / 1e9,
+        Term::DecodeBlockWeightMb => a.bytes.block_weights as f64 / 1e6,
+        Term::DecodeLogitsMelem => (shape.batch() * shape.vocab()) as f64 / 1e6,
+        Term::DecodeBatchedWeightMb => {
+            if shape.batch() > 1 {
+                a.decode.weight_bytes as f64 / 1e6
+            } else {
+                0.0
+            }
+        }
+        Term::DecodeStreamedMbOver64 => streamed_mb(shape, 64.0),
+        Term::DecodeStreamedMbOver96 => streamed_mb(shape, 96.0),
+        Term::DecodeStreamedMbOver128 => streamed_mb(shape, 128.0),
+        Term::DecodeStreamedMbOver192 => streamed_mb(shape, 192.0),
+        Term::DecodeStreamedMbOver256 => streamed_mb(shape, 256.0),
     }
+}
+
+/// Bytes a decode step reads (weights + KV cache) in MB, or 0 while they fit in `cache_mb`.
+fn streamed_mb(shape: &Shape, cache_mb: f64) -> f64 {
+    let d = shape.accounting().decode;
+    let mb = (d.weight_bytes + d.kv_bytes) as f64 / 1e6;
+    if mb > cache_mb { mb } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -168,6 +330,55 @@ mod tests {
             let json = serde_json::to_string(&t).unwrap();
             assert_eq!(json, format!("\"{}\"", t.name()));
         }
+    }
+
+    #[test]
+    fn prefill_and_decode_candidates_partition_the_phase_specific_terms() {
+        let shared = [Term::Constant, Term::Layers, Term::HeadLayers];
+        for t in Term::ALL {
+            let (p, d) = (Term::PREFILL.contains(&t), Term::DECODE.contains(&t));
+            assert!(p || d, "{t:?} is a candidate of neither phase");
+            assert_eq!(p && d, shared.contains(&t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn decode_terms_sum_to_the_decode_flops() {
+        let s = ShapeSpec {
+            seq: Some(512),
+            batch: Some(2),
+            ..ShapeSpec::new(4, 256)
+        }
+        .validate()
+        .unwrap();
+        let dc = s.accounting().decode;
+        let sum = term_value(Term::DecodeMatmulGflop, &s) + term_value(Term::DecodeLmHeadGflop, &s);
+        let expected = (dc.flops.total - dc.flops.attention_scores) as f64 / 1e9;
+        assert!((sum - expected).abs() < 1e-12);
+        // KV: 2 × 4 layers × 2 sequences × 512 × 256 × 4 bytes.
+        assert!((term_value(Term::KvCacheMb, &s) - 2.0 * 4.0 * 2.0 * 512.0 * 256.0 * 4.0 / 1e6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_streamed_term_jumps_at_its_cache_size() {
+        let at = |layers| {
+            let s = ShapeSpec {
+                vocab: Some(256),
+                ..ShapeSpec::new(layers, 512)
+            }
+            .validate()
+            .unwrap();
+            let d = s.accounting().decode;
+            (
+                (d.weight_bytes + d.kv_bytes) as f64 / 1e6,
+                term_value(Term::DecodeStreamedMbOver64, &s),
+            )
+        };
+        // ~12.6 MB per layer of d = 512 (weights + KV at c = 128).
+        let (small, below) = at(4);
+        let (large, above) = at(8);
+        assert!(small < 64.0 && below == 0.0);
+        assert!(large > 64.0 && above == large);
     }
 
     #[test]

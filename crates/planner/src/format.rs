@@ -36,6 +36,28 @@ pub fn count(x: u64) -> String {
     }
 }
 
+/// Formats bytes in binary units (KiB, MiB, GiB), three significant digits.
+pub fn bytes(x: u64) -> String {
+    let v = x as f64;
+    let (v, unit) = if v >= 1024f64.powi(3) {
+        (v / 1024f64.powi(3), "GiB")
+    } else if v >= 1024f64.powi(2) {
+        (v / 1024f64.powi(2), "MiB")
+    } else if v >= 1024.0 {
+        (v / 1024.0, "KiB")
+    } else {
+        return format!("{x} B");
+    };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$} {unit}")
+}
+
 /// Parses a count with an optional K/M/B suffix (`25M`, `1.5B`, `300k`).
 pub fn parse_count(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -61,6 +83,14 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_use_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(2048), "2.00 KiB");
+        assert_eq!(bytes(124_439_808 * 4), "475 MiB");
+        assert_eq!(bytes(3 << 30), "3.00 GiB");
+    }
 
     #[test]
     fn units_adapt() {

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use crate::chart::{depth_chart, params_chart, render_svg};
 use crate::crossover::{Crossover, backend_scaling};
 use crate::error::{PlanError, ShapeError};
-use crate::predict::{Prediction, predict_all};
+use crate::memory::{self, MemoryEstimate};
+use crate::objective::{Objective, mean_decode_ms};
+use crate::phase::Phase;
+use crate::predict::{INTERVAL, Prediction, predict_all, predict_backend};
 use crate::profile::Profile;
 use crate::recommend::{Constraints, Recommendation, recommend};
 use crate::shape::{
@@ -41,7 +44,18 @@ pub struct PlanRequest {
     pub head_size: u64,
     /// Recommendations: accepted deviation from the budget, percent.
     pub tolerance_pct: f64,
+    /// The headline latency and ranking: prefill (a forward over `seq`
+    /// tokens) or decode (one token at `context`).
+    pub mode: Phase,
+    /// Decode: tokens in the KV cache, the new one included.
+    pub context: u64,
+    /// Generated tokens per sequence: when given, shapes are ranked by the
+    /// end-to-end time of prefilling `seq` tokens and then generating these.
+    pub output_tokens: Option<u64>,
 }
+
+/// Default decode context.
+pub const DEFAULT_CONTEXT: u64 = 512;
 
 impl Default for PlanRequest {
     fn default() -> Self {
@@ -58,8 +72,69 @@ impl Default for PlanRequest {
             max_layers: 128,
             head_size: 64,
             tolerance_pct: 10.0,
+            mode: Phase::Prefill,
+            context: DEFAULT_CONTEXT,
+            output_tokens: None,
         }
     }
+}
+
+/// Decode predictions at the request's context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecodeAnswer {
+    /// Tokens in the KV cache.
+    pub context: u64,
+    /// FLOPs of one step (b tokens).
+    pub flops: u64,
+    /// Per-step latency per backend with a decode model, fastest first.
+    pub predictions: Vec<Prediction>,
+    /// Generated tokens per second per backend (b per step), in the same order.
+    pub tokens_per_s: Vec<f64>,
+}
+
+/// Prefill of the prompt plus the generated tokens, on one backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndToEnd {
+    /// Backend.
+    pub backend: String,
+    /// Prompt tokens per sequence.
+    pub prompt: u64,
+    /// Generated tokens per sequence.
+    pub output: u64,
+    /// Prefill, ms.
+    pub prefill_ms: f64,
+    /// Mean decode step over the run, ms.
+    pub decode_ms_per_token: f64,
+    /// Prefill + output × mean decode, ms.
+    pub total_ms: f64,
+    /// 90% interval of the total, ms: both intervals' ends added (errors
+    /// assumed fully correlated, so it is wide rather than narrow).
+    pub interval_ms: [f64; 2],
+}
+
+/// Peak memory of the proposed shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanMemory {
+    /// The decode context the decode estimate is for.
+    pub context: u64,
+    /// A prefill of `seq` tokens per sequence: the tensors alone.
+    pub prefill: MemoryEstimate,
+    /// A decode step at `context` (the KV cache included): the tensors alone.
+    pub decode: MemoryEstimate,
+    /// Per backend with measured overheads (`bench memory`): the same plus
+    /// what that backend holds beyond tensors.
+    pub backends: Vec<BackendMemory>,
+}
+
+/// Peak memory on one backend, its measured overheads included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendMemory {
+    /// Backend.
+    pub backend: String,
+    /// Prefill.
+    pub prefill: MemoryEstimate,
+    /// Decode at the plan's context.
+    pub decode: MemoryEstimate,
 }
 
 /// Parameter counts of the proposed shape.
@@ -82,9 +157,17 @@ pub struct Plan {
     pub params: Option<PlanParams>,
     /// Its FLOPs per forward pass.
     pub flops: Option<u64>,
-    /// Its predicted latency per backend, fastest first.
+    /// What `best_backend`, `crossovers` and `recommendations` rank by.
+    pub objective: Objective,
+    /// Its predicted prefill latency per backend, fastest first.
     pub predictions: Vec<Prediction>,
-    /// The fastest backend for it.
+    /// Its decode step at the request's context, where the profile has decode models.
+    pub decode: Option<DecodeAnswer>,
+    /// Prefill then `output_tokens` generated, per backend, fastest first (when asked).
+    pub end_to_end: Vec<EndToEnd>,
+    /// Its peak memory (f32).
+    pub memory: Option<PlanMemory>,
+    /// The fastest backend for it by `objective`.
     pub best_backend: Option<String>,
     /// Where the fastest backend changes as the shape is scaled along its
     /// depth:width ratio (empty with one backend or no change).
@@ -129,7 +212,41 @@ impl PlanRequest {
         if self.layers.is_none() && self.budget.is_none() {
             return Err(invalid("give layers and d-model, or a budget".into()));
         }
+        if !(1..=crate::shape::MAX_POSITIONS).contains(&self.context) {
+            return Err(invalid(format!(
+                "context {} is out of range: give 1 to {}",
+                self.context,
+                crate::shape::MAX_POSITIONS
+            )));
+        }
+        if let Some(output) = self.output_tokens
+            && !(1..=crate::shape::MAX_POSITIONS).contains(&output)
+        {
+            return Err(invalid(format!(
+                "output tokens {output} is out of range: give 1 to {}",
+                crate::shape::MAX_POSITIONS
+            )));
+        }
         Ok(())
+    }
+
+    /// What shapes are ranked by: end-to-end when output tokens are given,
+    /// else the mode.
+    pub fn objective(&self) -> Objective {
+        match (self.output_tokens, self.mode) {
+            (Some(output), _) => Objective::EndToEnd { output },
+            (None, Phase::Decode) => Objective::Decode {
+                context: self.context,
+            },
+            (None, Phase::Prefill) => Objective::Prefill,
+        }
+    }
+
+    /// Learned positions: enough for the prompt, the decode context and the
+    /// generated tokens (at least GPT-2's 1024).
+    fn positions(&self) -> u64 {
+        let generated = self.seq.saturating_add(self.output_tokens.unwrap_or(0));
+        DEFAULT_POSITIONS.max(self.seq).max(self.context).max(generated)
     }
 
     /// The proposed shape, if layers and width are given.
@@ -148,7 +265,7 @@ impl PlanRequest {
             vocab: Some(self.vocab),
             seq: Some(self.seq),
             batch: Some(self.batch),
-            positions: Some(DEFAULT_POSITIONS.max(self.seq)),
+            positions: Some(self.positions()),
             ..ShapeSpec::default()
         }
     }
@@ -169,10 +286,12 @@ impl PlanRequest {
 /// shape, the shape whose sequence, batch and vocabulary the alternatives
 /// share, and the budget.
 struct Resolved {
+    /// Narrowed to the backends that can answer the objective.
     profile: Profile,
     proposed: Option<Shape>,
     base: Shape,
     budget: Option<u64>,
+    objective: Objective,
 }
 
 fn resolve(profile: &Profile, request: &PlanRequest) -> Result<Resolved, PlanError> {
@@ -181,6 +300,18 @@ fn resolve(profile: &Profile, request: &PlanRequest) -> Result<Resolved, PlanErr
     if let Some(name) = &request.backend {
         let only = profile.backend(name)?.clone();
         profile.backends = vec![only];
+    }
+    let objective = request.objective();
+    profile.backends.retain(|b| objective.supported_by(b));
+    if profile.backends.is_empty() {
+        return Err(invalid(format!(
+            "profile `{}` has no decode model{}: measure decode (`bench --mode decode`) and refit",
+            profile.name,
+            request
+                .backend
+                .as_ref()
+                .map_or(String::new(), |b| format!(" for backend `{b}`"))
+        )));
     }
     let proposed = request.proposed()?;
     let base = match proposed {
@@ -195,7 +326,66 @@ fn resolve(profile: &Profile, request: &PlanRequest) -> Result<Resolved, PlanErr
         proposed,
         base,
         budget,
+        objective,
     })
+}
+
+/// Decode step predictions at `context` on every backend with a decode model.
+fn decode_answer(profile: &Profile, shape: &Shape, context: u64) -> Option<DecodeAnswer> {
+    let at = shape.with_seq(context).ok()?;
+    let mut predictions: Vec<Prediction> = profile
+        .backends
+        .iter()
+        .filter_map(|b| {
+            let d = b.decode.as_ref()?;
+            Some(Prediction {
+                backend: b.backend.clone(),
+                ..predict_backend(d, &at)
+            })
+        })
+        .collect();
+    if predictions.is_empty() {
+        return None;
+    }
+    predictions.sort_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms));
+    let tokens_per_s = predictions
+        .iter()
+        .map(|p| at.batch() as f64 * 1e3 / p.latency_ms)
+        .collect();
+    Some(DecodeAnswer {
+        context,
+        flops: Phase::Decode.flops(&at),
+        predictions,
+        tokens_per_s,
+    })
+}
+
+fn end_to_end(profile: &Profile, shape: &Shape, output: u64) -> Vec<EndToEnd> {
+    let mut all: Vec<EndToEnd> = profile
+        .backends
+        .iter()
+        .filter_map(|b| {
+            let decode = b.decode.as_ref()?;
+            let prefill = predict_backend(b, shape);
+            let per_token = mean_decode_ms(b, shape, output)?;
+            let n = output as f64;
+            let ratio = |p: f64| decode.residuals.ratio_at(p);
+            Some(EndToEnd {
+                backend: b.backend.clone(),
+                prompt: shape.seq(),
+                output,
+                prefill_ms: prefill.latency_ms,
+                decode_ms_per_token: per_token,
+                total_ms: prefill.latency_ms + n * per_token,
+                interval_ms: [
+                    prefill.interval_ms[0] + n * per_token * ratio(INTERVAL[0]),
+                    prefill.interval_ms[1] + n * per_token * ratio(INTERVAL[1]),
+                ],
+            })
+        })
+        .collect();
+    all.sort_by(|a, b| a.total_ms.total_cmp(&b.total_ms));
+    all
 }
 
 /// Answers a request from a profile.
@@ -205,13 +395,54 @@ pub fn plan(profile: &Profile, request: &PlanRequest) -> Result<Plan, PlanError>
         proposed,
         base,
         budget,
+        objective,
     } = resolve(profile, request)?;
     let predictions = proposed.map(|s| predict_all(&profile, &s)).unwrap_or_default();
-    let recommendations =
-        budget.map(|b| recommend(&profile, &base, proposed.as_ref(), &request.constraints(b)));
+    let decode = proposed.and_then(|s| decode_answer(&profile, &s, request.context));
+    let end_to_end = match (proposed, request.output_tokens) {
+        (Some(s), Some(output)) => end_to_end(&profile, &s, output),
+        _ => vec![],
+    };
+    let recommendations = budget.map(|b| {
+        recommend(
+            &profile,
+            &base,
+            proposed.as_ref(),
+            &request.constraints(b),
+            objective,
+        )
+    });
     let crossovers = proposed
-        .map(|s| backend_scaling(&profile, &s).crossovers)
+        .map(|s| backend_scaling(&profile, &s, objective).crossovers)
         .unwrap_or_default();
+    let best_backend = proposed.and_then(|s| {
+        profile
+            .backends
+            .iter()
+            .filter_map(|b| Some((b, objective.latency_ms(b, &s)?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(b, _)| b.backend.clone())
+    });
+    let memory = proposed.and_then(|s| {
+        let at = s.with_seq(request.context).ok()?;
+        Some(PlanMemory {
+            context: request.context,
+            prefill: memory::estimate(&s, Phase::Prefill),
+            decode: memory::estimate(&at, Phase::Decode),
+            backends: profile
+                .backends
+                .iter()
+                .filter_map(|b| {
+                    let c = b.memory.as_ref()?;
+                    Some(BackendMemory {
+                        backend: b.backend.clone(),
+                        prefill: memory::estimate_on(Some(c), &s, Phase::Prefill),
+                        decode: memory::estimate_on(Some(c), &at, Phase::Decode),
+                    })
+                })
+                .collect(),
+        })
+    });
     Ok(Plan {
         profile: profile.name.clone(),
         shape: proposed,
@@ -223,8 +454,12 @@ pub fn plan(profile: &Profile, request: &PlanRequest) -> Result<Plan, PlanError>
             }
         }),
         flops: proposed.map(|s| s.accounting().flops.total),
-        best_backend: predictions.first().map(|p| p.backend.clone()),
+        objective,
+        best_backend,
         predictions,
+        decode,
+        end_to_end,
+        memory,
         crossovers,
         recommendations,
     })
@@ -246,6 +481,7 @@ pub fn charts(profile: &Profile, request: &PlanRequest) -> Result<PlanCharts, Pl
         proposed,
         base,
         budget,
+        objective,
     } = resolve(profile, request)?;
     let depth_svg = budget.map(|b| {
         render_svg(&depth_chart(
@@ -253,14 +489,16 @@ pub fn charts(profile: &Profile, request: &PlanRequest) -> Result<PlanCharts, Pl
             &base,
             proposed.as_ref(),
             &request.constraints(b),
+            objective,
         ))
     });
     let measured_max = profile.backends.iter().map(|b| b.validity.params_total[1]).max();
     let params_svg = proposed.map(|s| {
         render_svg(&params_chart(
-            &backend_scaling(&profile, &s),
+            &backend_scaling(&profile, &s, objective),
             Some(&s),
             measured_max,
+            objective,
         ))
     });
     Ok(PlanCharts {
@@ -351,6 +589,76 @@ mod tests {
             let e = plan(&profile, &req).unwrap_err().to_string();
             assert!(e.contains(needle), "{e:?} should mention {needle}");
         }
+    }
+
+    #[test]
+    fn decode_mode_ranks_by_the_decode_model() {
+        let profile = crate::default_profile();
+        let req = PlanRequest {
+            mode: Phase::Decode,
+            context: 1024,
+            ..request(12, 768)
+        };
+        let p = plan(&profile, &req).unwrap();
+        assert_eq!(p.objective, Objective::Decode { context: 1024 });
+        let d = p.decode.as_ref().expect("the default profile has decode models");
+        assert_eq!(d.context, 1024);
+        let at = p.shape.unwrap().with_seq(1024).unwrap();
+        for (pr, tps) in d.predictions.iter().zip(&d.tokens_per_s) {
+            let b = profile.backend(&pr.backend).unwrap().decode.as_ref().unwrap();
+            assert_eq!(pr.latency_ms, b.model.predict_ms(&at));
+            assert!((tps * pr.latency_ms - 1e3).abs() < 1e-6);
+        }
+        assert_eq!(p.best_backend.as_deref(), Some(d.predictions[0].backend.as_str()));
+        let r = p.recommendations.unwrap();
+        assert_eq!(r.objective, p.objective);
+        let first = &r.candidates[0];
+        let shape = p
+            .shape
+            .unwrap()
+            .with_depth_width(first.layers, first.d_model, first.heads)
+            .unwrap();
+        let b = profile.backend(&first.backend).unwrap();
+        assert_eq!(Some(first.latency_ms), p.objective.latency_ms(b, &shape));
+        let m = p.memory.unwrap();
+        assert_eq!(m.decode.kv_cache_bytes, 2 * 12 * 1024 * 768 * 4);
+    }
+
+    #[test]
+    fn output_tokens_rank_end_to_end() {
+        let req = PlanRequest {
+            output_tokens: Some(256),
+            ..request(8, 512)
+        };
+        let p = plan(&crate::default_profile(), &req).unwrap();
+        assert_eq!(p.objective, Objective::EndToEnd { output: 256 });
+        assert!(!p.end_to_end.is_empty());
+        for e in &p.end_to_end {
+            assert!((e.total_ms - (e.prefill_ms + 256.0 * e.decode_ms_per_token)).abs() < 1e-9);
+            assert!(e.interval_ms[0] <= e.total_ms && e.total_ms <= e.interval_ms[1]);
+        }
+        assert_eq!(p.best_backend.as_deref(), Some(p.end_to_end[0].backend.as_str()));
+    }
+
+    #[test]
+    fn decode_needs_a_profile_with_decode_models() {
+        let mut profile = crate::default_profile();
+        for b in &mut profile.backends {
+            b.decode = None;
+        }
+        let prefill = plan(&profile, &request(8, 512)).unwrap();
+        assert!(prefill.decode.is_none() && prefill.end_to_end.is_empty());
+        let req = PlanRequest {
+            mode: Phase::Decode,
+            ..request(8, 512)
+        };
+        let e = plan(&profile, &req).unwrap_err().to_string();
+        assert!(e.contains("no decode model"), "{e}");
+        let req = PlanRequest {
+            context: 0,
+            ..request(8, 512)
+        };
+        assert!(plan(&profile, &req).unwrap_err().to_string().contains("context"));
     }
 
     #[test]

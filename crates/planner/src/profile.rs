@@ -1,7 +1,8 @@
 //! The profile file format: fitted latency models of one machine.
 //!
 //! A profile is JSON written by `bench fit` / `bench profile` and read by the
-//! planner (CLI and web). Layout (schema version 1):
+//! planner (CLI and web). Layout (schema version 2; version 1 is version 2
+//! without `decode`, and is still read):
 //!
 //! ```text
 //! {
@@ -20,7 +21,13 @@
 //!     "residuals": {"quantiles": [[0.05, 0.95], [0.5, 1.0], [0.95, 1.06]]},  // held-out measured/predicted
 //!     "held_out": {"mape_pct": 3.1, "within_10pct": 0.97, ...},
 //!     "regimes": {"breakpoints_params": [2.1e6], "segments": [{"from_params": .., "to_params": .., "exponent": .., "intercept": ..}]},
-//!     "noise_floor_pct": 1.8
+//!     "noise_floor_pct": 1.8,
+//!     "decode": {…},                      // optional: the same fields, fitted on
+//!                                         // decode steps (`seq` = context c); no
+//!                                         // nested `decode`
+//!     "memory": {"runtime_bytes": 1.6e6, "matmul_workspace_bytes": 2.9e7, "measurements": 67,
+//!                "held_out_mape_pct": 1.9, "held_out_within_10pct": 0.97, "held_out_worst_pct": 12.0}
+//!                                         // optional: measured overheads beyond tensors
 //!   }]
 //! }
 //! ```
@@ -37,8 +44,11 @@ use crate::error::ProfileError;
 use crate::model::LatencyModel;
 use crate::shape::Shape;
 
-/// The schema version this build writes and reads.
-pub const PROFILE_SCHEMA_VERSION: u32 = 1;
+/// The schema version this build writes.
+pub const PROFILE_SCHEMA_VERSION: u32 = 2;
+
+/// Versions this build reads: 1 is 2 without decode models.
+pub const READABLE_SCHEMA_VERSIONS: [u32; 2] = [1, 2];
 
 /// Largest profile text accepted (the web page takes user files).
 pub const MAX_PROFILE_BYTES: usize = 4 * 1024 * 1024;
@@ -96,6 +106,13 @@ pub struct BackendProfile {
     /// Median relative difference between repeated measurements (%), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_floor_pct: Option<f64>,
+    /// The decode-step model of this backend (same layout; its `seq` is the
+    /// KV-cache context), where decode was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode: Option<Box<BackendProfile>>,
+    /// The backend's memory overheads, where `bench memory` measured them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::memory::MemoryCalibration>,
 }
 
 /// A model kept for comparison.
@@ -227,6 +244,41 @@ pub struct Segment {
     pub intercept: f64,
 }
 
+impl BackendProfile {
+    fn check(&self) -> Result<(), ProfileError> {
+        let b = self;
+        let invalid = |m: String| Err(ProfileError::Invalid(m));
+        b.model
+            .check()
+            .or_else(|m| invalid(format!("backend `{}`: {m}", b.backend)))?;
+        let q = &b.residuals.quantiles;
+        let sorted = q.windows(2).all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1]);
+        let sane = q
+            .iter()
+            .all(|[p, r]| (0.0..=1.0).contains(p) && r.is_finite() && *r > 0.0);
+        if q.is_empty() || !sorted || !sane {
+            return invalid(format!(
+                "backend `{}`: residual quantiles must be non-empty, in [0,1] with positive ratios, and ascending",
+                b.backend
+            ));
+        }
+        let v = &b.validity;
+        let ranges = [
+            v.layers,
+            v.d_model,
+            v.heads,
+            v.seq,
+            v.batch,
+            v.vocab,
+            v.params_total,
+        ];
+        if ranges.iter().any(|[lo, hi]| lo > hi) {
+            return invalid(format!("backend `{}`: a validity range has min > max", b.backend));
+        }
+        Ok(())
+    }
+}
+
 impl Profile {
     /// Parses and checks a profile.
     pub fn from_json(text: &str) -> Result<Profile, ProfileError> {
@@ -244,7 +296,7 @@ impl Profile {
         }
         let version: VersionOnly = serde_json::from_str(text)?;
         match version.schema_version {
-            Some(PROFILE_SCHEMA_VERSION) => {}
+            Some(v) if READABLE_SCHEMA_VERSIONS.contains(&v) => {}
             Some(found) => {
                 return Err(ProfileError::Version {
                     found,
@@ -275,32 +327,24 @@ impl Profile {
             if self.backends.iter().filter(|o| o.backend == b.backend).count() > 1 {
                 return invalid(format!("backend `{}` appears twice", b.backend));
             }
-            b.model
-                .check()
-                .or_else(|m| invalid(format!("backend `{}`: {m}", b.backend)))?;
-            let q = &b.residuals.quantiles;
-            let sorted = q.windows(2).all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1]);
-            let sane = q
-                .iter()
-                .all(|[p, r]| (0.0..=1.0).contains(p) && r.is_finite() && *r > 0.0);
-            if q.is_empty() || !sorted || !sane {
-                return invalid(format!(
-                    "backend `{}`: residual quantiles must be non-empty, in [0,1] with positive ratios, and ascending",
-                    b.backend
-                ));
-            }
-            let v = &b.validity;
-            let ranges = [
-                v.layers,
-                v.d_model,
-                v.heads,
-                v.seq,
-                v.batch,
-                v.vocab,
-                v.params_total,
-            ];
-            if ranges.iter().any(|[lo, hi]| lo > hi) {
-                return invalid(format!("backend `{}`: a validity range has min > max", b.backend));
+            b.check()?;
+            if let Some(decode) = &b.decode {
+                if self.schema_version < 2 {
+                    return invalid(format!(
+                        "backend `{}` has a decode model, which schema version 1 does not allow",
+                        b.backend
+                    ));
+                }
+                if decode.decode.is_some() {
+                    return invalid(format!(
+                        "backend `{}`: a decode model cannot hold another",
+                        b.backend
+                    ));
+                }
+                decode.check().map_err(|e| match e {
+                    ProfileError::Invalid(m) => ProfileError::Invalid(format!("decode model: {m}")),
+                    other => other,
+                })?;
             }
         }
         Ok(())
@@ -320,5 +364,83 @@ impl Profile {
     /// Names of all backends.
     pub fn backend_names(&self) -> Vec<String> {
         self.backends.iter().map(|b| b.backend.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_value() -> serde_json::Value {
+        serde_json::from_str(crate::DEFAULT_PROFILE_JSON).unwrap()
+    }
+
+    #[test]
+    fn the_layout_is_locked() {
+        // Renaming or adding a field changes this list: bump the version (and
+        // keep reading the old one) instead of silently changing the format.
+        let p = crate::default_profile();
+        let v = serde_json::to_value(&p).unwrap();
+        let keys =
+            |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+        assert_eq!(
+            keys(&v),
+            ["backends", "created_utc", "name", "schema_version", "source"]
+        );
+        let backend = &v["backends"][0];
+        assert_eq!(
+            keys(backend),
+            [
+                "alternatives",
+                "backend",
+                "decode",
+                "device",
+                "fingerprint",
+                "held_out",
+                "measurements",
+                "memory",
+                "model",
+                "noise_floor_pct",
+                "regimes",
+                "residuals",
+                "validity"
+            ]
+        );
+        assert!(backend["decode"].get("decode").is_none());
+        assert_eq!(v["schema_version"], PROFILE_SCHEMA_VERSION);
+        assert_eq!(Profile::from_json(&p.to_json()).unwrap(), p);
+    }
+
+    #[test]
+    fn version_one_files_still_load_without_decode_models() {
+        let mut v = default_value();
+        v["schema_version"] = 1.into();
+        for b in v["backends"].as_array_mut().unwrap() {
+            b.as_object_mut().unwrap().remove("decode");
+        }
+        let p = Profile::from_json(&v.to_string()).unwrap();
+        assert!(p.backends.iter().all(|b| b.decode.is_none()));
+    }
+
+    #[test]
+    fn decode_models_are_checked_like_prefill_ones() {
+        let mut v = default_value();
+        v["schema_version"] = 1.into();
+        let e = Profile::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("schema version 1 does not allow"), "{e}");
+
+        let mut v = default_value();
+        let nested = v["backends"][0]["decode"].clone();
+        v["backends"][0]["decode"]["decode"] = nested;
+        let e = Profile::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("cannot hold another"), "{e}");
+
+        let mut v = default_value();
+        v["backends"][0]["decode"]["residuals"]["quantiles"] = serde_json::json!([]);
+        let e = Profile::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(
+            e.contains("decode model") && e.contains("residual quantiles"),
+            "{e}"
+        );
     }
 }

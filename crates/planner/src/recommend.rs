@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::objective::Objective;
 use crate::profile::{BackendProfile, Profile};
 use crate::shape::Shape;
 
@@ -48,7 +49,7 @@ pub struct Candidate {
     pub params_total: u64,
     /// Fastest backend for it.
     pub backend: String,
-    /// Predicted latency on that backend, ms.
+    /// Predicted latency on that backend by the recommendation's objective, ms.
     pub latency_ms: f64,
     /// Proposed latency / this latency (>1: faster than the proposal).
     pub speedup: f64,
@@ -59,6 +60,8 @@ pub struct Candidate {
 /// The answer to "wide or deep?".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommendation {
+    /// What the candidates are ranked by.
+    pub objective: Objective,
     /// Budget searched.
     pub constraints: Constraints,
     /// Latency of the proposed shape on its fastest backend, ms (if a shape was proposed).
@@ -117,29 +120,32 @@ pub fn iso_parameter_shapes(base: &Shape, c: &Constraints) -> Vec<Shape> {
     shapes
 }
 
-/// Enumerates shapes at the budget, predicts them on every backend, and
-/// picks the fastest, the Pareto frontier and the best shallow/deep options.
+/// Enumerates shapes at the budget, predicts them on every backend by
+/// `objective`, and picks the fastest, the Pareto frontier and the best
+/// shallow/deep options. Backends without the objective's model are skipped.
 pub fn recommend(
     profile: &Profile,
     base: &Shape,
     proposed: Option<&Shape>,
     c: &Constraints,
+    objective: Objective,
 ) -> Recommendation {
     // Only the latency is needed to rank: the model alone, not a full
     // prediction with breakdown and interval (this runs for every candidate).
-    let best_on = |s: &Shape| -> (&BackendProfile, f64) {
+    let best_on = |s: &Shape| -> Option<(&BackendProfile, f64)> {
         profile
             .backends
             .iter()
-            .map(|b| (b, b.model.predict_ms(s).max(f64::MIN_POSITIVE)))
+            .filter_map(|b| Some((b, objective.latency_ms(b, s)?)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
-            .expect("profiles have at least one backend")
     };
-    let proposed_ms = proposed.map(|p| best_on(p).1);
+    let proposed_ms = proposed.and_then(|p| best_on(p).map(|(_, ms)| ms));
     let mut candidates = vec![];
     for shape in iso_parameter_shapes(base, c) {
         let a = shape.accounting();
-        let (b, latency_ms) = best_on(&shape);
+        let Some((b, latency_ms)) = best_on(&shape) else {
+            continue;
+        };
         candidates.push(Candidate {
             layers: shape.layers(),
             d_model: shape.d_model(),
@@ -175,6 +181,7 @@ pub fn recommend(
     let best_shallow_wide = candidates.iter().find(|c| c.layers < pivot).cloned();
     let best_deep_narrow = candidates.iter().find(|c| c.layers > pivot).cloned();
     Recommendation {
+        objective,
         constraints: c.clone(),
         proposed_ms,
         fastest: candidates.first().cloned(),

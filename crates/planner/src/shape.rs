@@ -209,6 +209,15 @@ impl Shape {
         .validate()
     }
 
+    /// The same model at another sequence length (prompt or decode context).
+    pub fn with_seq(&self, seq: u64) -> Result<Shape, ShapeError> {
+        ShapeSpec {
+            seq: Some(seq),
+            ..ShapeSpec::from(*self)
+        }
+        .validate()
+    }
+
     /// Exact parameter, FLOP and byte counts of this shape.
     pub fn accounting(&self) -> Accounting {
         Accounting::try_of(self).expect("validated shapes never overflow")

@@ -44,3 +44,60 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn decode_grows_with_depth_context_and_batch(
+        layers in 1u64..100, width_heads in 1u64..32, context in 1u64..4000, batch in 1u64..16,
+    ) {
+        let profile = default_profile();
+        let spec = ShapeSpec {
+            heads: Some(width_heads),
+            seq: Some(context),
+            batch: Some(batch),
+            positions: Some(4096),
+            ..ShapeSpec::new(layers, 64 * width_heads)
+        };
+        let shape = spec.validate().unwrap();
+        let bigger = [
+            ShapeSpec { layers: layers + 1, ..spec },
+            ShapeSpec { seq: Some(context + 1), ..spec },
+            ShapeSpec { batch: Some(batch + 1), ..spec },
+        ];
+        for b in profile.backends.iter().filter_map(|b| b.decode.as_deref()) {
+            let ms = b.model.predict_ms(&shape);
+            prop_assert!(ms.is_finite() && ms > 0.0);
+            for s in &bigger {
+                let more = b.model.predict_ms(&s.validate().unwrap());
+                prop_assert!(more >= ms, "{}: {more} < {ms} for {s:?}", b.backend);
+            }
+        }
+    }
+
+    #[test]
+    fn end_to_end_is_prefill_plus_the_sum_of_decode_steps(
+        layers in 1u64..40, width_heads in 1u64..16, prompt in 1u64..512, output in 1u64..300,
+    ) {
+        // The planner sums decode steps in closed form (the mean of the two
+        // ends); summing every step must give the same time.
+        let profile = default_profile();
+        let shape = ShapeSpec {
+            heads: Some(width_heads),
+            seq: Some(prompt),
+            ..ShapeSpec::new(layers, 64 * width_heads)
+        }
+        .validate()
+        .unwrap();
+        for b in profile.backends.iter().filter(|b| b.decode.is_some()) {
+            let decode = b.decode.as_deref().unwrap();
+            let summed: f64 = (prompt + 1..=prompt + output)
+                .map(|c| decode.model.predict_ms(&shape.with_seq(c).unwrap()).max(f64::MIN_POSITIVE))
+                .sum();
+            let total = planner::Objective::EndToEnd { output }.latency_ms(b, &shape).unwrap();
+            let expected = b.model.predict_ms(&shape) + summed;
+            prop_assert!((total / expected - 1.0).abs() < 1e-9, "{total} vs {expected}");
+        }
+    }
+}
