@@ -8,6 +8,16 @@ import init, { Planner, duration, count, bytes, parse_count, max_profile_bytes }
 const FIELDS = ["layers", "d_model", "heads", "seq", "batch", "vocab", "mode", "context", "output", "budget", "backend", "profile"];
 const HASH_KEYS = { layers: "L", d_model: "d", heads: "h", seq: "n", batch: "b", vocab: "V", mode: "mode", context: "c", output: "out", budget: "budget", backend: "backend", profile: "profile" };
 const TOP = 10;
+// As planner::Component::label prints them.
+const COMPONENT_LABELS = {
+  attention: "attention",
+  mlp: "MLP",
+  lm_head: "LM head",
+  per_layer_fixed: "per-layer fixed",
+  memory_traffic: "memory traffic",
+  kv_cache: "KV cache",
+  constant: "constant",
+};
 
 const timings = { firstResultMs: null, recomputeMs: [] };
 window.chimeraTimings = timings;
@@ -142,19 +152,9 @@ function render(plan, charts) {
   const tbody = $("predictions").querySelector("tbody");
   tbody.replaceChildren();
   for (const pr of plan.predictions) {
-    const tr = document.createElement("tr");
-    tr.dataset.backend = pr.backend;
-    cell(tr, pr.backend);
-    cell(tr, duration(pr.latency_ms), { "data-latency-ms": String(pr.latency_ms), class: "num" });
-    cell(tr, `${duration(pr.interval_ms[0])} – ${duration(pr.interval_ms[1])}`, { class: "num" });
+    const tr = predictionRow(pr);
     cell(tr, `+${duration(pr.depth_tax_ms)}`, { class: "num" });
-    const regime = cell(tr, pr.regime);
-    if (pr.extrapolated) {
-      const warn = document.createElement("strong");
-      warn.className = "warn";
-      warn.textContent = ` extrapolated: ${pr.outside.join(", ")} outside the measured range`;
-      regime.appendChild(warn);
-    }
+    markExtrapolated(cell(tr, pr.regime), pr);
     tbody.appendChild(tr);
   }
   $("predictions").hidden = plan.predictions.length === 0;
@@ -200,6 +200,24 @@ function render(plan, charts) {
   showSvg("params-chart", charts.params_svg, "Dashed lines mark where the fastest backend changes and the largest measured model; beyond it the lines extrapolate.");
 }
 
+// A table row with the backend, the latency (exact value in data-latency-ms) and its interval.
+function predictionRow(pr) {
+  const tr = document.createElement("tr");
+  tr.dataset.backend = pr.backend;
+  cell(tr, pr.backend);
+  cell(tr, duration(pr.latency_ms), { "data-latency-ms": String(pr.latency_ms), class: "num" });
+  cell(tr, `${duration(pr.interval_ms[0])} – ${duration(pr.interval_ms[1])}`, { class: "num" });
+  return tr;
+}
+
+function markExtrapolated(td, pr) {
+  if (!pr.extrapolated) return;
+  const warn = document.createElement("strong");
+  warn.className = "warn";
+  warn.textContent = ` extrapolated: ${pr.outside.join(", ")} outside the measured range`;
+  td.appendChild(warn);
+}
+
 function objectiveLabel(o) {
   if (o.kind === "decode") return `decode latency per token at context ${o.context}`;
   if (o.kind === "end_to_end") return `end-to-end time (prefill + ${o.output} tokens)`;
@@ -214,20 +232,13 @@ function renderDecode(plan) {
     $("decode").querySelector("caption").textContent =
       `Decode: one generated token per sequence at context ${d.context} (${(d.flops / 1e9).toFixed(2)} GFLOP per step)`;
     d.predictions.forEach((pr, i) => {
-      const tr = document.createElement("tr");
-      tr.dataset.backend = pr.backend;
-      cell(tr, pr.backend);
-      cell(tr, duration(pr.latency_ms), { "data-latency-ms": String(pr.latency_ms), class: "num" });
-      cell(tr, `${duration(pr.interval_ms[0])} – ${duration(pr.interval_ms[1])}`, { class: "num" });
+      const tr = predictionRow(pr);
       cell(tr, d.tokens_per_s[i].toFixed(1), { class: "num" });
-      const parts = pr.breakdown.slice(0, 3).map((c) => `${c.component.replaceAll("_", " ")} ${Math.round((100 * c.ms) / pr.latency_ms)}%`);
-      const where = cell(tr, parts.join(", "));
-      if (pr.extrapolated) {
-        const warn = document.createElement("strong");
-        warn.className = "warn";
-        warn.textContent = ` extrapolated: ${pr.outside.join(", ")} outside the measured range`;
-        where.appendChild(warn);
-      }
+      const parts = pr.breakdown
+        .filter((c) => c.ms / pr.latency_ms >= 0.005)
+        .slice(0, 3)
+        .map((c) => `${COMPONENT_LABELS[c.component] || c.component} ${Math.round((100 * c.ms) / pr.latency_ms)}%`);
+      markExtrapolated(cell(tr, parts.join(", ")), pr);
       tbody.appendChild(tr);
     });
   }

@@ -710,7 +710,7 @@ fn memory(args: &MemoryArgs) -> anyhow::Result<()> {
                 let key = (fp_id.clone(), phase.name().to_string(), record::shape_key(s));
                 if existing
                     .iter()
-                    .any(|m| (m.fingerprint_id.clone(), m.kind.clone(), m.shape_key()) == key)
+                    .any(|m| (m.fingerprint_id.clone(), m.kind.clone(), m.shape.key()) == key)
                 {
                     continue;
                 }
@@ -727,24 +727,13 @@ fn memory(args: &MemoryArgs) -> anyhow::Result<()> {
                     schema_version: MEMORY_SCHEMA_VERSION,
                     kind: phase.name().into(),
                     backend: name.clone(),
-                    layers: s.layers(),
-                    d_model: s.d_model(),
-                    heads: s.heads(),
-                    d_ff: s.d_ff(),
-                    seq: s.seq(),
-                    batch: s.batch(),
-                    vocab: s.vocab(),
-                    positions: s.positions(),
+                    shape: bench::record::ShapeFields::of(s),
                     params_total: s.accounting().params.total,
                     baseline_rss_bytes: reading.baseline_rss_bytes,
                     held_bytes: reading.held_bytes,
                     peak_bytes: reading.peak_bytes,
                     predicted,
-                    timestamp_utc: runner::format_utc(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs()),
-                    ),
+                    timestamp_utc: runner::now_utc(),
                     fingerprint: fp.clone(),
                     fingerprint_id: fp_id.clone(),
                 };

@@ -52,7 +52,6 @@ pub struct ProbeReading {
 
 /// One line of a memory measurement file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MemoryMeasurement {
     /// [`MEMORY_SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -60,22 +59,9 @@ pub struct MemoryMeasurement {
     pub kind: String,
     /// Backend name.
     pub backend: String,
-    /// Layers.
-    pub layers: u64,
-    /// Width.
-    pub d_model: u64,
-    /// Heads.
-    pub heads: u64,
-    /// MLP width.
-    pub d_ff: u64,
-    /// Prompt length (prefill) or context (decode).
-    pub seq: u64,
-    /// Batch.
-    pub batch: u64,
-    /// Vocabulary.
-    pub vocab: u64,
-    /// Learned positions.
-    pub positions: u64,
+    /// The shape (`seq` is the context for decode).
+    #[serde(flatten)]
+    pub shape: crate::record::ShapeFields,
     /// Total parameters.
     pub params_total: u64,
     /// Resident set before the model was built.
@@ -98,38 +84,6 @@ impl MemoryMeasurement {
     /// Predicted total / measured peak − 1.
     pub fn relative_error(&self) -> f64 {
         self.predicted.total_bytes as f64 / self.peak_bytes.max(1) as f64 - 1.0
-    }
-}
-
-impl MemoryMeasurement {
-    /// The shape measured.
-    pub fn shape(&self) -> Result<Shape, planner::ShapeError> {
-        planner::ShapeSpec {
-            layers: self.layers,
-            d_model: self.d_model,
-            heads: Some(self.heads),
-            d_ff: Some(self.d_ff),
-            vocab: Some(self.vocab),
-            positions: Some(self.positions),
-            seq: Some(self.seq),
-            batch: Some(self.batch),
-        }
-        .validate()
-    }
-
-    /// Same key as [`crate::record::shape_key`].
-    pub fn shape_key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}/{}/{}/{}/{}",
-            self.layers,
-            self.d_model,
-            self.heads,
-            self.d_ff,
-            self.seq,
-            self.batch,
-            self.vocab,
-            self.positions
-        )
     }
 }
 
@@ -168,7 +122,7 @@ fn samples_of(all: &[&MemoryMeasurement]) -> Vec<planner::memory::MemorySample> 
     all.iter()
         .filter_map(|m| {
             let phase = Phase::from_name(&m.kind)?;
-            let shape = m.shape().ok()?;
+            let shape = m.shape.shape().ok()?;
             Some(planner::memory::MemorySample {
                 estimated_bytes: planner::memory::estimate(&shape, phase).total_bytes,
                 measured_bytes: m.peak_bytes,
@@ -181,6 +135,17 @@ fn samples_of(all: &[&MemoryMeasurement]) -> Vec<planner::memory::MemorySample> 
 /// Peaks below this are dominated by a backend's fixed few MiB: reported apart.
 pub const SMALL_PEAK_BYTES: u64 = 32 << 20;
 
+/// n, MAPE %, % within ±10%, signed worst % of relative errors.
+fn error_summary(errors: &[f64]) -> (usize, f64, f64, f64) {
+    let n = errors.len().max(1) as f64;
+    let mape = 100.0 * errors.iter().map(|e| e.abs()).sum::<f64>() / n;
+    let within = 100.0 * errors.iter().filter(|e| e.abs() <= 0.10).count() as f64 / n;
+    let worst = errors
+        .iter()
+        .fold(0.0f64, |w, e| if e.abs() > w.abs() { *e } else { w });
+    (errors.len(), mape, within, 100.0 * worst)
+}
+
 /// Leave-one-shape-out error of the calibrated estimate, per backend, phase
 /// and size (peaks under / over 32 MiB), as a text table.
 pub fn calibrated_table(all: &[MemoryMeasurement]) -> String {
@@ -192,7 +157,7 @@ pub fn calibrated_table(all: &[MemoryMeasurement]) -> String {
     for b in backends {
         let ms: Vec<&MemoryMeasurement> = all
             .iter()
-            .filter(|m| m.backend == b && Phase::from_name(&m.kind).is_some() && m.shape().is_ok())
+            .filter(|m| m.backend == b && Phase::from_name(&m.kind).is_some() && m.shape.shape().is_ok())
             .collect();
         let errors = planner::memory::leave_one_out_errors(&samples_of(&ms));
         for (m, e) in ms.iter().zip(errors) {
@@ -212,17 +177,10 @@ pub fn calibrated_table(all: &[MemoryMeasurement]) -> String {
         "backend", "phase", "peak", "n", "MAPE %", "within 10%", "worst %"
     );
     for ((backend, kind, size), errors) in groups {
-        let n = errors.len() as f64;
-        let mape = 100.0 * errors.iter().map(|e| e.abs()).sum::<f64>() / n;
-        let within = 100.0 * errors.iter().filter(|e| e.abs() <= 0.10).count() as f64 / n;
-        let worst = errors
-            .iter()
-            .fold(0.0f64, |w, e| if e.abs() > w.abs() { *e } else { w });
+        let (n, mape, within, worst) = error_summary(&errors);
         let _ = writeln!(
             out,
-            "{backend:<8} {kind:<7} {size:<9} {:>4} {mape:>8.1} {within:>10.0}% {:>+8.1}",
-            errors.len(),
-            100.0 * worst
+            "{backend:<8} {kind:<7} {size:<9} {n:>4} {mape:>8.1} {within:>10.0}% {worst:>+8.1}"
         );
     }
     out
@@ -258,17 +216,10 @@ pub fn accuracy_table(all: &[MemoryMeasurement]) -> String {
         "backend", "phase", "n", "MAPE %", "within 10%", "worst %"
     );
     for ((backend, kind), errors) in groups {
-        let n = errors.len() as f64;
-        let mape = 100.0 * errors.iter().map(|e| e.abs()).sum::<f64>() / n;
-        let within = 100.0 * errors.iter().filter(|e| e.abs() <= 0.10).count() as f64 / n;
-        let worst = errors
-            .iter()
-            .fold(0.0f64, |w, e| if e.abs() > w.abs() { *e } else { w });
+        let (n, mape, within, worst) = error_summary(&errors);
         let _ = writeln!(
             out,
-            "{backend:<8} {kind:<7} {:>4} {mape:>8.1} {within:>10.0}% {:>+8.1}",
-            errors.len(),
-            100.0 * worst
+            "{backend:<8} {kind:<7} {n:>4} {mape:>8.1} {within:>10.0}% {worst:>+8.1}"
         );
     }
     out

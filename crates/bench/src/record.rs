@@ -153,8 +153,43 @@ pub struct Measurement {
     pub fingerprint_id: String,
 }
 
-impl Measurement {
-    /// The shape measured.
+/// The eight shape fields a measurement line carries, flattened into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShapeFields {
+    /// Layers.
+    pub layers: u64,
+    /// Width.
+    pub d_model: u64,
+    /// Heads.
+    pub heads: u64,
+    /// MLP width.
+    pub d_ff: u64,
+    /// Sequence length (decode: the context).
+    pub seq: u64,
+    /// Batch.
+    pub batch: u64,
+    /// Vocabulary.
+    pub vocab: u64,
+    /// Learned positions.
+    pub positions: u64,
+}
+
+impl ShapeFields {
+    /// The fields of a planner shape.
+    pub fn of(s: &Shape) -> Self {
+        Self {
+            layers: s.layers(),
+            d_model: s.d_model(),
+            heads: s.heads(),
+            d_ff: s.d_ff(),
+            seq: s.seq(),
+            batch: s.batch(),
+            vocab: s.vocab(),
+            positions: s.positions(),
+        }
+    }
+
+    /// The shape, validated again (files are input).
     pub fn shape(&self) -> Result<Shape, planner::ShapeError> {
         planner::ShapeSpec {
             layers: self.layers,
@@ -169,12 +204,8 @@ impl Measurement {
         .validate()
     }
 
-    /// The key under which a sweep resumes: same place, configuration and shape.
-    pub fn resume_key(&self) -> String {
-        resume_key(&self.fingerprint_id, &self.kind, self.gelu, &self.shape_key())
-    }
-
-    fn shape_key(&self) -> String {
+    /// `L/d/h/d_ff/n/b/V/P`: identifies the shape in resume keys.
+    pub fn key(&self) -> String {
         format!(
             "{}/{}/{}/{}/{}/{}/{}/{}",
             self.layers,
@@ -189,6 +220,36 @@ impl Measurement {
     }
 }
 
+impl Measurement {
+    fn shape_fields(&self) -> ShapeFields {
+        ShapeFields {
+            layers: self.layers,
+            d_model: self.d_model,
+            heads: self.heads,
+            d_ff: self.d_ff,
+            seq: self.seq,
+            batch: self.batch,
+            vocab: self.vocab,
+            positions: self.positions,
+        }
+    }
+
+    /// The shape measured.
+    pub fn shape(&self) -> Result<Shape, planner::ShapeError> {
+        self.shape_fields().shape()
+    }
+
+    /// The key under which a sweep resumes: same place, configuration and shape.
+    pub fn resume_key(&self) -> String {
+        resume_key(
+            &self.fingerprint_id,
+            &self.kind,
+            self.gelu,
+            &self.shape_fields().key(),
+        )
+    }
+}
+
 /// Resume key of a shape about to be measured.
 pub fn resume_key(fingerprint_id: &str, kind: &str, gelu: Gelu, shape_key: &str) -> String {
     format!("{fingerprint_id}|{kind}|{}|{shape_key}", gelu.name())
@@ -196,17 +257,7 @@ pub fn resume_key(fingerprint_id: &str, kind: &str, gelu: Gelu, shape_key: &str)
 
 /// `shape_key` of a planner shape (matches [`Measurement`]'s).
 pub fn shape_key(s: &Shape) -> String {
-    format!(
-        "{}/{}/{}/{}/{}/{}/{}/{}",
-        s.layers(),
-        s.d_model(),
-        s.heads(),
-        s.d_ff(),
-        s.seq(),
-        s.batch(),
-        s.vocab(),
-        s.positions()
-    )
+    ShapeFields::of(s).key()
 }
 
 /// Appends one measurement as one line, in one write, and syncs it to disk.

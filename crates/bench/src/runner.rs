@@ -157,7 +157,8 @@ fn build(
     .map_err(panic_message)
 }
 
-fn now_utc() -> String {
+/// Now, as RFC 3339 UTC.
+pub fn now_utc() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

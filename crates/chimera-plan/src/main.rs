@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser};
 use planner::Phase;
 use planner::format::{bytes, count, duration_ms, parse_count};
 use planner::plan::{DEFAULT_CONTEXT, Plan, PlanRequest, plan};
-use planner::predict::tr121_size_class;
+use planner::predict::{Prediction, tr121_size_class};
 use planner::profile::Profile;
 
 /// Predict transformer latency from a measured profile, and say whether a
@@ -162,31 +162,18 @@ fn render(answer: &Plan, top: usize) -> String {
                 "{:<9} {:>10}  {:<22} {:>11}  {}{}",
                 p.backend,
                 duration_ms(p.latency_ms),
-                format!(
-                    "{} – {}",
-                    duration_ms(p.interval_ms[0]),
-                    duration_ms(p.interval_ms[1])
-                ),
+                interval(p),
                 format!("+{}/layer", duration_ms(p.depth_tax_ms)),
                 p.regime,
-                if p.extrapolated {
-                    format!("  [extrapolated: {}]", p.outside.join(", "))
-                } else {
-                    String::new()
-                }
+                extrapolation(p)
             );
         }
         if let Some(best) = predictions.first() {
-            let parts: Vec<String> = best
-                .breakdown
-                .iter()
-                .map(|c| format!("{} {:.0}%", c.component.label(), 100.0 * c.ms / best.latency_ms))
-                .collect();
             let _ = writeln!(
                 o,
                 "\nfastest backend: {} · where the time goes: {}",
                 best.backend,
-                parts.join(", ")
+                where_time_goes(best, usize::MAX)
             );
         }
         for c in &answer.crossovers {
@@ -258,6 +245,33 @@ fn render(answer: &Plan, top: usize) -> String {
     o
 }
 
+fn interval(p: &Prediction) -> String {
+    format!(
+        "{} – {}",
+        duration_ms(p.interval_ms[0]),
+        duration_ms(p.interval_ms[1])
+    )
+}
+
+fn extrapolation(p: &Prediction) -> String {
+    if p.extrapolated {
+        format!("  [extrapolated: {}]", p.outside.join(", "))
+    } else {
+        String::new()
+    }
+}
+
+/// The `top` largest components with their share, those under 0.5% left out.
+fn where_time_goes(p: &Prediction, top: usize) -> String {
+    p.breakdown
+        .iter()
+        .filter(|c| c.ms / p.latency_ms >= 0.005)
+        .take(top)
+        .map(|c| format!("{} {:.0}%", c.component.label(), 100.0 * c.ms / p.latency_ms))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Decode per token, end-to-end time and memory of the proposed shape.
 fn render_decode(o: &mut String, answer: &Plan) {
     use std::fmt::Write;
@@ -274,29 +288,15 @@ fn render_decode(o: &mut String, answer: &Plan) {
             "backend", "per token", "90% interval", "tokens/s"
         );
         for (p, tps) in d.predictions.iter().zip(&d.tokens_per_s) {
-            let parts: Vec<String> = p
-                .breakdown
-                .iter()
-                .take(3)
-                .map(|c| format!("{} {:.0}%", c.component.label(), 100.0 * c.ms / p.latency_ms))
-                .collect();
             let _ = writeln!(
                 o,
                 "{:<9} {:>10}  {:<22} {:>10.1}  {}{}",
                 p.backend,
                 duration_ms(p.latency_ms),
-                format!(
-                    "{} – {}",
-                    duration_ms(p.interval_ms[0]),
-                    duration_ms(p.interval_ms[1])
-                ),
+                interval(p),
                 tps,
-                parts.join(", "),
-                if p.extrapolated {
-                    format!("  [extrapolated: {}]", p.outside.join(", "))
-                } else {
-                    String::new()
-                }
+                where_time_goes(p, 3),
+                extrapolation(p)
             );
         }
     } else if answer.shape.is_some() {

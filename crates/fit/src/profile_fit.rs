@@ -74,35 +74,89 @@ fn family_out_accuracy(spec: &ModelSpec, points: &[Point]) -> Option<Accuracy> {
     Some(accuracy("leave-one-iso-family-out", &predicted, &measured))
 }
 
-/// Greedy forward selection of physics terms among `candidates` by k-fold MAPE.
-fn select_terms(points: &[Point], candidates: &[Term]) -> (Vec<Term>, Vec<(Vec<Term>, f64)>) {
-    let mut chosen: Vec<Term> = vec![];
-    let mut best = f64::INFINITY;
+/// Stepwise selection of physics terms among `candidates` by k-fold MAPE.
+/// From each start set, the best of all moves (add a term, drop one, swap
+/// one chosen for one left out) is taken while it lowers the held-out MAPE by
+/// at least [`MIN_TERM_GAIN_PCT`]; the better end point wins. Forward steps
+/// alone stop at the first local minimum (a term that is best alone can be
+/// worse in company), hence the drops, swaps and a physical start set.
+fn select_terms(
+    points: &[Point],
+    candidates: &[Term],
+    starts: &[&[Term]],
+) -> (Vec<Term>, Vec<(Vec<Term>, f64)>) {
     let mut trail = vec![];
-    loop {
-        let mut round_best: Option<(Term, f64)> = None;
-        for &t in candidates.iter().filter(|t| !chosen.contains(t)) {
-            let mut terms = chosen.clone();
-            terms.push(t);
-            terms.sort();
-            let spec = ModelSpec::Physics(terms.clone());
-            if let Ok((_, acc)) = held_out_accuracy(&spec, points) {
-                trail.push((terms, acc.mape_pct));
-                if round_best.is_none_or(|(_, m)| acc.mape_pct < m) {
-                    round_best = Some((t, acc.mape_pct));
+    let mut score = |terms: &[Term]| -> Option<f64> {
+        let mut terms = terms.to_vec();
+        terms.sort();
+        if let Some((_, m)) = trail.iter().find(|(t, _)| *t == terms) {
+            return Some(*m);
+        }
+        let (_, acc) = held_out_accuracy(&ModelSpec::Physics(terms.clone()), points).ok()?;
+        trail.push((terms, acc.mape_pct));
+        Some(acc.mape_pct)
+    };
+    let mut ends: Vec<(Vec<Term>, f64)> = vec![];
+    for start in starts {
+        let mut chosen: Vec<Term> = start.to_vec();
+        let mut best = if chosen.is_empty() {
+            f64::INFINITY
+        } else {
+            score(&chosen).unwrap_or(f64::INFINITY)
+        };
+        // Every accepted move strictly lowers the error, so this ends; the cap is a guard.
+        for _ in 0..8 * candidates.len() {
+            let left_out: Vec<Term> = candidates
+                .iter()
+                .copied()
+                .filter(|t| !chosen.contains(t))
+                .collect();
+            let mut moves: Vec<Vec<Term>> = left_out
+                .iter()
+                .map(|&t| [chosen.as_slice(), &[t]].concat())
+                .collect();
+            for i in 0..chosen.len() {
+                let mut dropped = chosen.clone();
+                dropped.remove(i);
+                if !dropped.is_empty() {
+                    moves.push(dropped);
+                }
+                for &t in &left_out {
+                    let mut swapped = chosen.clone();
+                    swapped[i] = t;
+                    moves.push(swapped);
                 }
             }
-        }
-        match round_best {
-            Some((t, mape)) if mape < best - MIN_TERM_GAIN_PCT => {
-                chosen.push(t);
-                chosen.sort();
-                best = mape;
+            let mut step: Option<(Vec<Term>, f64)> = None;
+            for terms in moves {
+                let m = score(&terms);
+                keep_better(&mut step, terms, m);
             }
-            _ => break,
+            match step {
+                Some((mut terms, mape)) if mape < best - MIN_TERM_GAIN_PCT => {
+                    terms.sort();
+                    chosen = terms;
+                    best = mape;
+                }
+                _ => break,
+            }
         }
+        ends.push((chosen, best));
     }
+    let chosen = ends
+        .into_iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(terms, _)| terms)
+        .unwrap_or_default();
     (chosen, trail)
+}
+
+fn keep_better(step: &mut Option<(Vec<Term>, f64)>, terms: Vec<Term>, mape: Option<f64>) {
+    if let Some(m) = mape
+        && step.as_ref().is_none_or(|(_, b)| m < *b)
+    {
+        *step = Some((terms, m));
+    }
 }
 
 fn quantile(sorted: &[f64], p: f64) -> f64 {
@@ -160,7 +214,13 @@ pub fn fit_backend(
         planner::Phase::Prefill => &Term::PREFILL,
         planner::Phase::Decode => &Term::DECODE,
     };
-    let (terms, selection) = select_terms(points, candidates);
+    // Start from nothing, and from the terms physics says dominate: FLOPs in
+    // prefill, bytes read in decode.
+    let core: &[Term] = match phase {
+        planner::Phase::Prefill => &[Term::MatmulGflop, Term::LmHeadGflop],
+        planner::Phase::Decode => &[Term::DecodeWeightMb, Term::KvCacheMb],
+    };
+    let (terms, selection) = select_terms(points, candidates, &[&[], core]);
     if terms.is_empty() {
         return Err(FitError::Degenerate("no physics term could be fitted".into()));
     }

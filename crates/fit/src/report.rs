@@ -26,6 +26,42 @@ fn acc_row(out: &mut String, name: &str, a: &Accuracy, r2: Option<(f64, f64)>) {
     );
 }
 
+/// Held-out accuracy of the chosen model, the alternatives and the family-out checks.
+fn accuracy_table(out: &mut String, f: &BackendFit) {
+    let p = &f.profile;
+    let _ = writeln!(
+        out,
+        "| model | validation | MAPE | within ±10% | worst | Spearman ρ | pairwise | R² / adj. R² (in-sample) |\n|---|---|---|---|---|---|---|---|"
+    );
+    acc_row(out, "**physics (chosen)**", &p.held_out, None);
+    for a in &p.alternatives {
+        acc_row(out, &a.name, &a.held_out, Some((a.r2, a.adj_r2)));
+    }
+    for (name, a) in &f.family_out {
+        acc_row(out, name, a, None);
+    }
+}
+
+/// The physics model's coefficients with their units.
+fn terms_table(out: &mut String, model: &LatencyModel) {
+    let _ = writeln!(
+        out,
+        "| term | coefficient | std. error | unit |\n|---|---|---|---|"
+    );
+    if let LatencyModel::Physics { terms } = model {
+        for t in terms {
+            let _ = writeln!(
+                out,
+                "| {} | {:.5} | {} | {} |",
+                t.term.name(),
+                t.value,
+                t.std_error.map_or("–".into(), |s| format!("{s:.5}")),
+                t.term.coefficient_unit()
+            );
+        }
+    }
+}
+
 fn coef(model: &LatencyModel, v: Variable) -> Option<(f64, Option<f64>)> {
     match model {
         LatencyModel::Linear { coefficients } | LatencyModel::LogLinear { coefficients } => coefficients
@@ -168,18 +204,7 @@ pub fn render(
             );
         }
         let _ = writeln!(out, "### Accuracy (held out)\n");
-        let _ = writeln!(
-            out,
-            "| model | validation | MAPE | within ±10% | worst | Spearman ρ | pairwise | R² / adj. R² (in-sample) |"
-        );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-        acc_row(&mut out, "**physics (chosen)**", &p.held_out, None);
-        for a in &p.alternatives {
-            acc_row(&mut out, &a.name, &a.held_out, Some((a.r2, a.adj_r2)));
-        }
-        for (name, a) in &f.family_out {
-            acc_row(&mut out, name, a, None);
-        }
+        accuracy_table(&mut out, f);
         let _ = writeln!(
             out,
             "\nR² of log models is of ln t. Pairwise: over held-out pairs whose measured latencies differ by more than 2%, how often the model names the faster one.\n"
@@ -190,22 +215,7 @@ pub fn render(
             crate::profile_fit::FOLDS,
             crate::profile_fit::MIN_TERM_GAIN_PCT
         );
-        let _ = writeln!(
-            out,
-            "| term | coefficient | std. error | unit |\n|---|---|---|---|"
-        );
-        if let LatencyModel::Physics { terms } = &p.model {
-            for t in terms {
-                let _ = writeln!(
-                    out,
-                    "| {} | {:.5} | {} | {} |",
-                    t.term.name(),
-                    t.value,
-                    t.std_error.map_or("–".into(), |s| format!("{s:.5}")),
-                    t.term.coefficient_unit()
-                );
-            }
-        }
+        terms_table(&mut out, &p.model);
         let _ = writeln!(out, "\nSelection trail (terms → held-out MAPE):\n");
         let mut trail = f.selection.clone();
         trail.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -394,56 +404,25 @@ fn render_decode(out: &mut String, files: &mut Vec<(String, String)>, d: &Decode
     if d.fits.is_empty() && d.memory_table.is_none() {
         return;
     }
+    let _ = writeln!(out, "## Decode: one generated token with a KV cache\n");
     let _ = writeln!(
         out,
-        "## Decode: one generated token with a KV cache
-"
-    );
-    let _ = writeln!(
-        out,
-        "Each sample times one step: b new tokens (one per sequence) against a KV cache of c tokens (`seq` = c, the new one included), written in place into a static cache. The physics model chooses among decode terms: weight bytes read per step, KV-cache bytes read, per-layer fixed cost, projection/MLP and LM-head FLOPs of the b tokens.\n"
+        "Each sample times one step: b new tokens (one per sequence) against a KV cache of c tokens (`seq` = c, the new one included), written in place into a static cache. The physics model chooses among decode terms: weight bytes read per step, KV-cache bytes read, per-layer fixed cost, projection/MLP and LM-head FLOPs of the b tokens, and cache-cliff terms (see README).\n"
     );
     for (f, pts) in d.fits.iter().zip(d.points) {
         let p = &f.profile;
         let _ = writeln!(
             out,
-            "### Backend `{}` (decode, {} shapes)
-",
+            "### Backend `{}` (decode, {} shapes)\n",
             p.backend, p.measurements
         );
         if let Some(nf) = p.noise_floor_pct {
-            let _ = writeln!(
-                out,
-                "Noise floor (two passes): **{nf:.1}%**.
-"
-            );
+            let _ = writeln!(out, "Noise floor (two passes): **{nf:.1}%**.\n");
         }
-        let _ = writeln!(
-            out,
-            "| model | validation | MAPE | within ±10% | worst | Spearman ρ | pairwise | R² / adj. R² (in-sample) |\n|---|---|---|---|---|---|---|---|"
-        );
-        acc_row(out, "**physics (chosen)**", &p.held_out, None);
-        for a in &p.alternatives {
-            acc_row(out, &a.name, &a.held_out, Some((a.r2, a.adj_r2)));
-        }
-        for (name, a) in &f.family_out {
-            acc_row(out, name, a, None);
-        }
-        let _ = writeln!(
-            out,
-            "\n| term | coefficient | std. error | unit |\n|---|---|---|---|"
-        );
+        accuracy_table(out, f);
+        let _ = writeln!(out);
+        terms_table(out, &p.model);
         if let LatencyModel::Physics { terms } = &p.model {
-            for t in terms {
-                let _ = writeln!(
-                    out,
-                    "| {} | {:.5} | {} | {} |",
-                    t.term.name(),
-                    t.value,
-                    t.std_error.map_or("–".into(), |s| format!("{s:.5}")),
-                    t.term.coefficient_unit()
-                );
-            }
             // Reading speeds: these coefficients are ms per MB. The batched and
             // streamed terms add to the weight term, so they are extra time, not speeds.
             for t in terms.iter().filter(|t| t.value > 0.0) {
