@@ -56,10 +56,10 @@ fn key(m: &Measurement) -> Option<String> {
 
 /// A cloud machine runs 10–30% faster or slower from one hour to the next,
 /// while shapes measured in one session stay within a few percent of each
-/// other. Each session (file) of a backend is therefore scaled to the session
-/// with the most measurements, by the median ratio over the shapes both
-/// measured ("anchors"), before fitting; sessions without anchors are left as
-/// they are and reported.
+/// other. Each session (file) of a backend and phase is therefore scaled to
+/// the session with the most measurements before fitting, by factors estimated
+/// jointly over every shape measured in more than one session (see
+/// `joint_factors`); sessions without anchors are left as they are and reported.
 pub fn normalize_sessions(sessions: &mut [(String, Vec<Measurement>)]) -> Vec<SessionFactor> {
     let mut factors = vec![];
     for phase in Phase::ALL {
@@ -98,18 +98,13 @@ fn normalize_phase(sessions: &mut [(String, Vec<Measurement>)], phase: Phase) ->
         else {
             continue;
         };
+        let joint = joint_factors(&per_session, reference);
         for (i, (name, ms)) in sessions.iter_mut().enumerate() {
             if per_session[i].is_empty() {
                 continue;
             }
-            let mut ratios: Vec<f64> = per_session[i]
-                .iter()
-                .filter_map(|(k, t)| per_session[reference].get(k).map(|r| t / r))
-                .collect();
-            ratios.sort_by(f64::total_cmp);
-            let anchors = ratios.len();
-            let factor =
-                (i != reference && anchors >= MIN_ANCHORS).then(|| fit::metrics::median_sorted(&ratios));
+            let (factor, anchors) = joint[i];
+            let factor = factor.filter(|_| i != reference);
             if let Some(f) = factor {
                 for m in ms
                     .iter_mut()
@@ -135,6 +130,87 @@ fn normalize_phase(sessions: &mut [(String, Vec<Measurement>)], phase: Phase) ->
     factors
 }
 
+/// Per session: its latency factor relative to `reference` and the number of
+/// its shapes also measured in another linked session.
+///
+/// All factors are estimated together (median polish of ln t = ln f_session +
+/// ln μ_shape over the shapes measured in two or more sessions), so a session
+/// linked to the reference by a few anchors but to another session by many
+/// shapes is placed by all of them, not by its few anchors alone. Sessions
+/// that share fewer than [`MIN_ANCHORS`] shapes with the linked ones get `None`.
+fn joint_factors(per_session: &[BTreeMap<String, f64>], reference: usize) -> Vec<(Option<f64>, usize)> {
+    let n = per_session.len();
+    let shared = |a: usize, b: usize| {
+        per_session[a]
+            .keys()
+            .filter(|k| per_session[b].contains_key(*k))
+            .count()
+    };
+    // Sessions linked to the reference through pairs sharing enough shapes.
+    let mut linked = vec![false; n];
+    linked[reference] = true;
+    loop {
+        let next = (0..n).find(|&i| {
+            !linked[i]
+                && !per_session[i].is_empty()
+                && (0..n).any(|j| linked[j] && shared(i, j) >= MIN_ANCHORS)
+        });
+        match next {
+            Some(i) => linked[i] = true,
+            None => break,
+        }
+    }
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| fit::metrics::median_sorted(&v))
+    };
+    // Shapes measured in two or more linked sessions carry the information.
+    let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
+    for i in (0..n).filter(|&i| linked[i]) {
+        for k in per_session[i].keys() {
+            *counts.entry(k).or_default() += 1;
+        }
+    }
+    let common: Vec<&String> = counts
+        .into_iter()
+        .filter(|&(_, c)| c >= 2)
+        .map(|(k, _)| k)
+        .collect();
+    let mut log_f = vec![0.0f64; n];
+    for _ in 0..200 {
+        let level: BTreeMap<&String, f64> = common
+            .iter()
+            .filter_map(|&k| {
+                let v: Vec<f64> = (0..n)
+                    .filter(|&i| linked[i])
+                    .filter_map(|i| per_session[i].get(k).map(|t| t.ln() - log_f[i]))
+                    .collect();
+                Some((k, median(v)?))
+            })
+            .collect();
+        let mut change = 0.0f64;
+        for i in (0..n).filter(|&i| linked[i] && i != reference) {
+            let v: Vec<f64> = per_session[i]
+                .iter()
+                .filter_map(|(k, t)| level.get(k).map(|l| t.ln() - l))
+                .collect();
+            if let Some(f) = median(v) {
+                change = change.max((f - log_f[i]).abs());
+                log_f[i] = f;
+            }
+        }
+        if change < 1e-15 {
+            break;
+        }
+    }
+    (0..n)
+        .map(|i| {
+            let anchors = per_session[i].keys().filter(|k| common.contains(k)).count();
+            (linked[i].then(|| log_f[i].exp()), anchors)
+        })
+        .collect()
+}
+
 impl std::fmt::Display for SessionFactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (backend, phase) = (&self.backend, self.phase.name());
@@ -142,7 +218,7 @@ impl std::fmt::Display for SessionFactor {
             (true, _) => write!(f, "{backend} {phase} `{}`: reference session", self.session),
             (false, Some(x)) => write!(
                 f,
-                "{backend} {phase} `{}`: ×{x:.3} the reference's latency on {} shared shapes; scaled to it",
+                "{backend} {phase} `{}`: ×{x:.3} the reference's latency (estimated jointly; {} of its shapes measured in other sessions too); scaled to it",
                 self.session, self.anchors
             ),
             (false, None) => write!(
