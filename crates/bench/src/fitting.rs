@@ -133,7 +133,7 @@ fn normalize_phase(sessions: &mut [(String, Vec<Measurement>)], phase: Phase) ->
 /// Per session: its latency factor relative to `reference` and the number of
 /// its shapes also measured in another linked session.
 ///
-/// All factors are estimated together (median polish of ln t = ln f_session +
+/// All factors are estimated together (least squares of ln t = ln f_session +
 /// ln μ_shape over the shapes measured in two or more sessions), so a session
 /// linked to the reference by a few anchors but to another session by many
 /// shapes is placed by all of them, not by its few anchors alone. Sessions
@@ -146,24 +146,31 @@ fn joint_factors(per_session: &[BTreeMap<String, f64>], reference: usize) -> Vec
             .filter(|k| per_session[b].contains_key(*k))
             .count()
     };
-    // Sessions linked to the reference through pairs sharing enough shapes.
-    let mut linked = vec![false; n];
-    linked[reference] = true;
-    loop {
-        let next = (0..n).find(|&i| {
-            !linked[i]
-                && !per_session[i].is_empty()
-                && (0..n).any(|j| linked[j] && shared(i, j) >= MIN_ANCHORS)
-        });
-        match next {
-            Some(i) => linked[i] = true,
-            None => break,
-        }
-    }
     let median = |mut v: Vec<f64>| -> Option<f64> {
         v.sort_by(f64::total_cmp);
         (!v.is_empty()).then(|| fit::metrics::median_sorted(&v))
     };
+    // Link sessions to the reference one at a time, each through the linked
+    // session it shares most shapes with; the chained median ratios start the
+    // joint fit close to its solution.
+    let mut linked = vec![false; n];
+    linked[reference] = true;
+    let mut log_f = vec![0.0f64; n];
+    loop {
+        let next = (0..n)
+            .filter(|&i| !linked[i] && !per_session[i].is_empty())
+            .flat_map(|i| (0..n).filter(|&j| linked[j]).map(move |j| (i, j)))
+            .map(|(i, j)| (shared(i, j), i, j))
+            .filter(|&(c, _, _)| c >= MIN_ANCHORS)
+            .max_by_key(|&(c, i, _)| (c, std::cmp::Reverse(i)));
+        let Some((_, i, parent)) = next else { break };
+        let ratios: Vec<f64> = per_session[i]
+            .iter()
+            .filter_map(|(k, t)| per_session[parent].get(k).map(|p| t.ln() - p.ln()))
+            .collect();
+        log_f[i] = log_f[parent] + median(ratios).unwrap_or(0.0);
+        linked[i] = true;
+    }
     // Shapes measured in two or more linked sessions carry the information.
     let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
     for i in (0..n).filter(|&i| linked[i]) {
@@ -176,8 +183,10 @@ fn joint_factors(per_session: &[BTreeMap<String, f64>], reference: usize) -> Vec
         .filter(|&(_, c)| c >= 2)
         .map(|(k, _)| k)
         .collect();
-    let mut log_f = vec![0.0f64; n];
-    for _ in 0..200 {
+    // Least squares on logs (alternating means): unlike a median polish, whose
+    // fixed point depended on where it started here, this has one solution.
+    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    for _ in 0..10_000 {
         let level: BTreeMap<&String, f64> = common
             .iter()
             .filter_map(|&k| {
@@ -185,7 +194,7 @@ fn joint_factors(per_session: &[BTreeMap<String, f64>], reference: usize) -> Vec
                     .filter(|&i| linked[i])
                     .filter_map(|i| per_session[i].get(k).map(|t| t.ln() - log_f[i]))
                     .collect();
-                Some((k, median(v)?))
+                Some((k, mean(v)?))
             })
             .collect();
         let mut change = 0.0f64;
@@ -194,12 +203,12 @@ fn joint_factors(per_session: &[BTreeMap<String, f64>], reference: usize) -> Vec
                 .iter()
                 .filter_map(|(k, t)| level.get(k).map(|l| t.ln() - l))
                 .collect();
-            if let Some(f) = median(v) {
+            if let Some(f) = mean(v) {
                 change = change.max((f - log_f[i]).abs());
                 log_f[i] = f;
             }
         }
-        if change < 1e-15 {
+        if change < 1e-13 {
             break;
         }
     }

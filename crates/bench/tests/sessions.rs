@@ -79,3 +79,41 @@ fn software_adapter_timings_never_reach_a_profile() {
     assert!(grouped.iter().all(|d| d.backend != "flex"));
     assert!(grouped.iter().any(|d| d.backend == "ndarray"));
 }
+
+#[test]
+fn a_session_without_anchors_on_the_reference_is_placed_through_another() {
+    // `a` shares 4 shapes with the reference (×1.1); `b` shares none with the
+    // reference but 8 with `a` (×1.2 of a): b must come out at ×1.32.
+    let base = committed();
+    let flex: Vec<Measurement> = base.iter().filter(|m| m.backend == "flex").cloned().collect();
+    assert!(flex.len() >= 20);
+    let scaled = |ms: &[Measurement], f: f64| -> Vec<Measurement> {
+        ms.iter()
+            .cloned()
+            .map(|mut m| {
+                m.timing.as_mut().unwrap().median_ms *= f;
+                m
+            })
+            .collect()
+    };
+    let reference: Vec<Measurement> = flex[..12].to_vec();
+    let mut a = scaled(&flex[8..12], 1.1);
+    a.extend(scaled(&flex[12..20], 1.1));
+    let b = scaled(&flex[12..20], 1.1 * 1.2);
+    let mut sessions = vec![
+        ("reference".to_string(), reference),
+        ("a".to_string(), a),
+        ("b".to_string(), b),
+    ];
+    let factors = normalize_sessions(&mut sessions);
+    let factor = |name: &str| {
+        factors
+            .iter()
+            .find(|f| f.session == name)
+            .unwrap()
+            .factor
+            .unwrap()
+    };
+    assert!((factor("a") - 1.1).abs() < 1e-9, "{}", factor("a"));
+    assert!((factor("b") - 1.32).abs() < 1e-9, "{}", factor("b"));
+}
