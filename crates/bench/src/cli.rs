@@ -407,7 +407,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
                 };
                 eprintln!(
                     "  L={:<3} d={:<5} h={:<3} n={:<4} b={:<2} V={:<6} {what:>10}   ({s:.1} s)",
-                    m.layers, m.d_model, m.heads, m.seq, m.batch, m.vocab
+                    m.shape.layers, m.shape.d_model, m.shape.heads, m.shape.seq, m.shape.batch, m.shape.vocab
                 );
             },
         )?;

@@ -119,22 +119,10 @@ pub struct Measurement {
     pub run_id: String,
     /// When it finished (UTC).
     pub timestamp_utc: String,
-    /// Layers.
-    pub layers: u64,
-    /// Width.
-    pub d_model: u64,
-    /// Heads.
-    pub heads: u64,
-    /// MLP width.
-    pub d_ff: u64,
-    /// Sequence length.
-    pub seq: u64,
-    /// Batch.
-    pub batch: u64,
-    /// Vocabulary.
-    pub vocab: u64,
-    /// Learned positions.
-    pub positions: u64,
+    /// The shape (flattened: `layers`, `d_model`, `heads`, `d_ff`, `seq`,
+    /// `batch`, `vocab`, `positions`; for decode `seq` is the context).
+    #[serde(flatten)]
+    pub shape: ShapeFields,
     /// Total parameters.
     pub params_total: u64,
     /// Non-embedding parameters.
@@ -221,22 +209,9 @@ impl ShapeFields {
 }
 
 impl Measurement {
-    fn shape_fields(&self) -> ShapeFields {
-        ShapeFields {
-            layers: self.layers,
-            d_model: self.d_model,
-            heads: self.heads,
-            d_ff: self.d_ff,
-            seq: self.seq,
-            batch: self.batch,
-            vocab: self.vocab,
-            positions: self.positions,
-        }
-    }
-
     /// The shape measured.
     pub fn shape(&self) -> Result<Shape, planner::ShapeError> {
-        self.shape_fields().shape()
+        self.shape.shape()
     }
 
     /// The key under which a sweep resumes: same place, configuration and shape.
@@ -245,7 +220,7 @@ impl Measurement {
             &self.fingerprint_id,
             &self.kind,
             self.gelu,
-            &self.shape_fields().key(),
+            &self.shape.key(),
         )
     }
 }

@@ -17,11 +17,11 @@ pub fn table(measurements: &[Measurement]) -> String {
             "{:<8} {:<7} {:>4} {:>5} {:>3} {:>4} {:>2} {:>7}",
             m.backend,
             m.kind,
-            m.layers,
-            m.d_model,
-            m.heads,
-            m.seq,
-            m.batch,
+            m.shape.layers,
+            m.shape.d_model,
+            m.shape.heads,
+            m.shape.seq,
+            m.shape.batch,
             planner::format::count(m.params_total)
         );
         match (&m.status, &m.timing) {
