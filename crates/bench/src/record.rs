@@ -216,12 +216,7 @@ impl Measurement {
 
     /// The key under which a sweep resumes: same place, configuration and shape.
     pub fn resume_key(&self) -> String {
-        resume_key(
-            &self.fingerprint_id,
-            &self.kind,
-            self.gelu,
-            &self.shape.key(),
-        )
+        resume_key(&self.fingerprint_id, &self.kind, self.gelu, &self.shape.key())
     }
 }
 
