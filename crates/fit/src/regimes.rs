@@ -9,6 +9,11 @@ use planner::profile::{Regimes, Segment};
 /// Minimum shapes per segment.
 pub const MIN_SEGMENT: usize = 4;
 
+/// Smallest size range a segment may span (largest / smallest params): an
+/// exponent fitted over a narrower range measures how shapes of about the same
+/// size differ (deep vs wide), not how latency scales with size.
+pub const MIN_SEGMENT_RANGE: f64 = 4.0;
+
 fn line(xs: &[f64], ys: &[f64]) -> (f64, f64, f64) {
     let n = xs.len() as f64;
     let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
@@ -60,16 +65,20 @@ pub fn segmented(points: &[(f64, f64)]) -> Regimes {
     let cuts: Vec<usize> = (MIN_SEGMENT..=n.saturating_sub(MIN_SEGMENT))
         .filter(|&c| xs[c] > xs[c - 1])
         .collect();
+    let wide = |a: usize, b: usize| xs[b - 1] - xs[a] >= MIN_SEGMENT_RANGE.ln();
     let mut best: (f64, Vec<usize>) = (bic(fit_range(0, n).2, 1), vec![]);
-    for &c in &cuts {
+    for &c in cuts.iter().filter(|&&c| wide(0, c) && wide(c, n)) {
         let sse = fit_range(0, c).2 + fit_range(c, n).2;
         let b = bic(sse, 2);
         if b < best.0 {
             best = (b, vec![c]);
         }
     }
-    for &c1 in &cuts {
-        for &c2 in cuts.iter().filter(|&&c2| c2 >= c1 + MIN_SEGMENT) {
+    for &c1 in cuts.iter().filter(|&&c1| wide(0, c1)) {
+        for &c2 in cuts
+            .iter()
+            .filter(|&&c2| c2 >= c1 + MIN_SEGMENT && wide(c1, c2) && wide(c2, n))
+        {
             let sse = fit_range(0, c1).2 + fit_range(c1, c2).2 + fit_range(c2, n).2;
             let b = bic(sse, 3);
             if b < best.0 {
@@ -135,6 +144,28 @@ mod tests {
         assert!((r.breakpoints_params[0] / 1e6).log10().abs() < 0.2);
         assert!(r.segments[0].exponent.abs() < 0.05);
         assert!((r.segments[1].exponent - 0.9).abs() < 0.05);
+    }
+
+    #[test]
+    fn a_cluster_of_equal_sizes_is_not_a_regime() {
+        // A power law over 1e5..1e8, then five shapes of about 1.2e8 params
+        // whose latencies differ by depth, not size: no segment of its own.
+        let mut pts: Vec<(f64, f64)> = (0..16)
+            .map(|i| {
+                let p = 1e5 * 10f64.powf(i as f64 * 0.2);
+                (p, 0.01 * p.powf(0.5))
+            })
+            .collect();
+        for (i, f) in [1.0, 1.05, 1.1, 1.2, 1.3].iter().enumerate() {
+            pts.push((
+                1.2e8 * f,
+                0.01 * 1.2e8f64.powf(0.5) * [1.4, 1.0, 1.3, 0.9, 0.8][i],
+            ));
+        }
+        let r = segmented(&pts);
+        for s in &r.segments {
+            assert!(s.to_params / s.from_params >= MIN_SEGMENT_RANGE, "{r:?}");
+        }
     }
 
     #[test]
