@@ -497,6 +497,9 @@ struct Fitted {
     decode_data: Vec<fitting::BackendData>,
     decode_fits: Vec<fit::profile_fit::BackendFit>,
     factors: Vec<fitting::SessionFactor>,
+    memory: Vec<bench::memory::MemoryMeasurement>,
+    /// Each backend's memory overheads, as written into the profile.
+    memory_calibrations: Vec<(String, planner::memory::MemoryCalibration)>,
 }
 
 fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
@@ -564,25 +567,20 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
     }
     eprintln!("wrote {}", args.out.display());
     evaluate(&fits, &args.evaluate)?;
+    let memory_calibrations = profile
+        .backends
+        .iter()
+        .filter_map(|b| Some((b.backend.clone(), b.memory.clone()?)))
+        .collect();
     Ok(Fitted {
         data,
         fits,
         decode_data,
         decode_fits,
         factors,
+        memory,
+        memory_calibrations,
     })
-}
-
-fn memory_calibrations(
-    memory: &[bench::memory::MemoryMeasurement],
-) -> Vec<(String, planner::memory::MemoryCalibration)> {
-    let mut names: Vec<&str> = memory.iter().map(|m| m.backend.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    names
-        .into_iter()
-        .filter_map(|n| Some((n.to_string(), bench::memory::calibration(memory, n, None)?)))
-        .collect()
 }
 
 fn report(args: &ReportArgs) -> anyhow::Result<()> {
@@ -590,7 +588,7 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let points: Vec<Vec<fit::Point>> = fitted.data.into_iter().map(|d| d.points).collect();
     let decode_points: Vec<Vec<fit::Point>> = fitted.decode_data.into_iter().map(|d| d.points).collect();
     let sessions: Vec<String> = fitted.factors.iter().map(ToString::to_string).collect();
-    let memory = bench::memory::read(&args.fit.memory)?;
+    let memory = &fitted.memory;
     let (markdown, files) = fit::report::render(
         &fitted.fits,
         &points,
@@ -599,9 +597,9 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
             fits: &fitted.decode_fits,
             points: &decode_points,
             memory_table: (!memory.is_empty()).then(|| {
-                bench::memory::accuracy_table(&memory) + "\n" + &bench::memory::calibrated_table(&memory)
+                bench::memory::accuracy_table(memory) + "\n" + &bench::memory::calibrated_table(memory)
             }),
-            memory_calibrations: memory_calibrations(&memory),
+            memory_calibrations: fitted.memory_calibrations,
         },
     );
     std::fs::create_dir_all(&args.dir)?;
