@@ -258,35 +258,48 @@ fn parse_shape(text: &str) -> anyhow::Result<ShapeSpec> {
     })
 }
 
-/// The sweep to measure in `phase`.
-fn sweep_for(args: &MeasureArgs, phase: Phase) -> anyhow::Result<Sweep> {
-    Ok(if let Some(text) = &args.shape {
-        Sweep::single(
-            parse_shape(text)?
-                .validate()
-                .with_context(|| format!("--shape `{text}`"))?,
-        )
-    } else if args.quick {
-        Sweep::parse(sweep::QUICK_SWEEP)?
-    } else if let Some(path) = &args.sweep {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Sweep::parse(&text).with_context(|| format!("in {}", path.display()))?
-    } else {
-        match phase {
-            Phase::Prefill => Sweep::parse(sweep::DEFAULT_SWEEP)?,
-            Phase::Decode => Sweep::parse(sweep::DECODE_SWEEP)?,
-        }
-    })
+/// The sweep to measure in each phase of `mode`: one ad-hoc shape, the quick
+/// sweep, a sweep file, or the built-in sweep of that phase. All are parsed
+/// before anything is measured.
+fn sweeps_for(
+    mode: Mode,
+    file: Option<&std::path::Path>,
+    quick: bool,
+    shape: Option<&str>,
+) -> anyhow::Result<Vec<(Phase, Sweep)>> {
+    let sweep_for = |phase: Phase| -> anyhow::Result<Sweep> {
+        Ok(if let Some(text) = shape {
+            Sweep::single(
+                parse_shape(text)?
+                    .validate()
+                    .with_context(|| format!("--shape `{text}`"))?,
+            )
+        } else if quick {
+            Sweep::parse(sweep::QUICK_SWEEP)?
+        } else if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Sweep::parse(&text).with_context(|| format!("in {}", path.display()))?
+        } else {
+            match phase {
+                Phase::Prefill => Sweep::parse(sweep::DEFAULT_SWEEP)?,
+                Phase::Decode => Sweep::parse(sweep::DECODE_SWEEP)?,
+            }
+        })
+    };
+    mode.phases()
+        .into_iter()
+        .map(|phase| Ok((phase, sweep_for(phase)?)))
+        .collect()
 }
 
 fn measure(args: MeasureArgs) -> anyhow::Result<()> {
-    // Parse every sweep before measuring anything.
-    let sweeps: Vec<(Phase, Sweep)> = args
-        .mode
-        .phases()
-        .into_iter()
-        .map(|phase| Ok((phase, sweep_for(&args, phase)?)))
-        .collect::<anyhow::Result<_>>()?;
+    let sweeps = sweeps_for(
+        args.mode,
+        args.sweep.as_deref(),
+        args.quick,
+        args.shape.as_deref(),
+    )?;
     let backends: Vec<String> = if args.backend.is_empty() {
         cpu_backends()
     } else {
@@ -666,25 +679,7 @@ fn probe_in_child(
 
 fn memory(args: &MemoryArgs) -> anyhow::Result<()> {
     use bench::memory::{MEMORY_SCHEMA_VERSION, MemoryMeasurement};
-    let measure_args = MeasureArgs {
-        sweep: args.sweep.clone(),
-        quick: args.quick,
-        shape: None,
-        backend: vec![],
-        gelu: Gelu::Exact,
-        mode: args.mode,
-        out: None,
-        target_ci: 2.0,
-        max_time_per_shape: 25.0,
-        json: false,
-        no_progress: true,
-    };
-    let sweeps: Vec<(Phase, Sweep)> = args
-        .mode
-        .phases()
-        .into_iter()
-        .map(|phase| Ok((phase, sweep_for(&measure_args, phase)?)))
-        .collect::<anyhow::Result<_>>()?;
+    let sweeps = sweeps_for(args.mode, args.sweep.as_deref(), args.quick, None)?;
     let backends = if args.backend.is_empty() {
         cpu_backends()
     } else {
