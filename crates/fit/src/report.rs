@@ -26,6 +26,32 @@ fn acc_row(out: &mut String, name: &str, a: &Accuracy, r2: Option<(f64, f64)>) {
     );
 }
 
+/// The held-out scatter of a fit as an SVG file and its Markdown link;
+/// `phase` names the phase in file, title and alt text (`None` for prefill).
+fn held_out_figure(
+    (out, files): (&mut String, &mut Vec<(String, String)>),
+    f: &BackendFit,
+    pts: &[Point],
+    phase: Option<&str>,
+) {
+    let backend = &f.profile.backend;
+    let (file_tag, title_tag, alt_tag) = match phase {
+        Some(p) => (format!("-{p}"), format!(" {p}"), format!("{p} ")),
+        None => Default::default(),
+    };
+    let svg_name = format!("{backend}{file_tag}-measured-vs-predicted.svg");
+    let measured: Vec<f64> = pts.iter().map(|p| p.median_ms).collect();
+    files.push((
+        svg_name.clone(),
+        scatter_svg(
+            &format!("{backend}{title_tag}: held-out prediction vs measurement"),
+            &measured,
+            &f.held_out_ms,
+        ),
+    ));
+    let _ = writeln!(out, "\n![{alt_tag}measured vs predicted]({svg_name})\n");
+}
+
 /// Held-out accuracy of the chosen model, the alternatives and the family-out checks.
 fn accuracy_table(out: &mut String, f: &BackendFit) {
     let p = &f.profile;
@@ -223,17 +249,7 @@ pub fn render(
             let names: Vec<&str> = terms.iter().map(|t| t.name()).collect();
             let _ = writeln!(out, "- {} → {mape:.2}%", names.join(" + "));
         }
-        let svg_name = format!("{}-measured-vs-predicted.svg", p.backend);
-        let measured: Vec<f64> = pts.iter().map(|p| p.median_ms).collect();
-        files.push((
-            svg_name.clone(),
-            scatter_svg(
-                &format!("{}: held-out prediction vs measurement", p.backend),
-                &measured,
-                &f.held_out_ms,
-            ),
-        ));
-        let _ = writeln!(out, "\n![measured vs predicted]({svg_name})\n");
+        held_out_figure((&mut out, &mut files), f, pts, None);
 
         let _ = writeln!(
             out,
@@ -434,17 +450,7 @@ fn render_decode(out: &mut String, files: &mut Vec<(String, String)>, d: &Decode
                 let _ = writeln!(out, "\nAlone, {what} {:.1} GB/s.", 1.0 / t.value);
             }
         }
-        let svg_name = format!("{}-decode-measured-vs-predicted.svg", p.backend);
-        let measured: Vec<f64> = pts.iter().map(|p| p.median_ms).collect();
-        files.push((
-            svg_name.clone(),
-            scatter_svg(
-                &format!("{} decode: held-out prediction vs measurement", p.backend),
-                &measured,
-                &f.held_out_ms,
-            ),
-        ));
-        let _ = writeln!(out, "\n![decode measured vs predicted]({svg_name})\n");
+        held_out_figure((out, files), f, pts, Some("decode"));
         let _ = writeln!(
             out,
             "Wide vs deep in decode (iso-parameter families, measured per-token latency):\n\n| family | c | L | d_model | measured | predicted (held out) |\n|---|---|---|---|---|---|"
