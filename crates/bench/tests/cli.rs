@@ -61,3 +61,35 @@ fn bad_onboarding_and_fit_input_are_clear_errors() {
     assert_ne!(code, Some(0));
     assert!(err.contains("/nonexistent/m.jsonl"), "{err}");
 }
+
+#[test]
+fn bad_decode_and_memory_input_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.jsonl");
+    let out = out.to_str().unwrap();
+    let (code, err) = bench(&["--quick", "--mode", "train", "--out", out]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("train"), "{err}");
+    let (code, err) = bench(&["memory", "--quick", "--backend", "tpu", "--out", out]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown backend `tpu`"), "{err}");
+    assert!(!std::path::Path::new(out).exists(), "nothing measured");
+    // A memory file with a broken line: the fit names the file and the line,
+    // and writes no profile.
+    let memory = dir.path().join("memory.jsonl");
+    std::fs::write(&memory, "{\"schema_version\": 1, \"kind\": \"decode\"}\n").unwrap();
+    let profile = dir.path().join("p.json");
+    let measurements = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/measurements");
+    let (code, err) = bench(&[
+        "fit",
+        "--measurements",
+        measurements,
+        "--memory",
+        memory.to_str().unwrap(),
+        "--out",
+        profile.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("memory.jsonl line 1"), "{err}");
+    assert!(!profile.exists());
+}

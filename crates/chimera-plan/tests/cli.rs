@@ -67,6 +67,13 @@ fn decode_mode_prints_tokens_per_second_memory_and_end_to_end() {
         "{}",
         stderr(&bad)
     );
+    let bad = plan(&["--layers", "12", "--d-model", "768", "--output-tokens", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("output tokens 0 is out of range"),
+        "{}",
+        stderr(&bad)
+    );
     let bad = plan(&["--layers", "12", "--d-model", "768", "--mode", "train"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("train"), "{}", stderr(&bad));
