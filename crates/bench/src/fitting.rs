@@ -334,12 +334,18 @@ pub fn group(measurements: &[Measurement], phase: Phase) -> Vec<BackendData> {
                 }
             }
             let first = group[0];
-            let t = first.timing.as_ref().unwrap();
+            let rel_cis: Vec<f64> = group
+                .iter()
+                .map(|m| {
+                    let t = m.timing.as_ref().unwrap();
+                    (t.ci95_ms[1] - t.ci95_ms[0]) / 2.0 / t.median_ms
+                })
+                .collect();
             points.push(Point {
                 shape: first.shape().expect("measured shapes are valid"),
                 family: first.family.clone(),
                 median_ms: medians.iter().sum::<f64>() / medians.len() as f64,
-                rel_ci: (t.ci95_ms[1] - t.ci95_ms[0]) / 2.0 / t.median_ms,
+                rel_uncertainty: pooled_uncertainty(&medians, &rel_cis),
             });
         }
         out.push(BackendData {
@@ -350,6 +356,20 @@ pub fn group(measurements: &[Measurement], phase: Phase) -> Vec<BackendData> {
         });
     }
     out
+}
+
+/// Relative uncertainty of the mean of one shape's session-scaled medians:
+/// the runs' own CI half-widths shrink with the number of runs, but repeat runs
+/// that disagree more than their CIs admit (sessions differ) set it instead.
+pub fn pooled_uncertainty(medians: &[f64], rel_cis: &[f64]) -> f64 {
+    let runs = medians.len() as f64;
+    let within = crate::harness::stats::median(rel_cis) / runs.sqrt();
+    if medians.len() < 2 {
+        return within;
+    }
+    let mean = medians.iter().sum::<f64>() / runs;
+    let var = medians.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (runs - 1.0);
+    within.max(var.sqrt() / mean / runs.sqrt())
 }
 
 fn fit_one(d: &BackendData, phase: Phase) -> anyhow::Result<BackendFit> {
@@ -418,4 +438,25 @@ pub fn fit_profile(
         backends,
     };
     Ok((profile, fits, decode_fits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pooled_uncertainty;
+
+    #[test]
+    fn one_run_keeps_its_own_ci() {
+        assert_eq!(pooled_uncertainty(&[10.0], &[0.02]), 0.02);
+    }
+
+    #[test]
+    fn agreeing_runs_shrink_the_ci_and_disagreeing_runs_set_it() {
+        // Two runs within 1% of each other, each ±2%: the CI over √2 wins.
+        let agree = pooled_uncertainty(&[10.0, 10.1], &[0.02, 0.02]);
+        assert!((agree - 0.02 / 2f64.sqrt()).abs() < 1e-12, "{agree}");
+        // Runs 20% apart: standard error of the mean, sd/mean/√n = 0.1.
+        let apart = pooled_uncertainty(&[9.0, 11.0], &[0.01, 0.01]);
+        let sd = 2f64.sqrt();
+        assert!((apart - sd / 10.0 / 2f64.sqrt()).abs() < 1e-12, "{apart}");
+    }
 }

@@ -25,8 +25,10 @@ pub struct Point {
     pub family: String,
     /// Median latency, ms.
     pub median_ms: f64,
-    /// Half-width of the 95% CI of the median, relative.
-    pub rel_ci: f64,
+    /// Relative uncertainty of `median_ms`: the larger of the runs' own 95% CI
+    /// half-widths (over √runs) and the standard error between the sessions
+    /// that measured the shape.
+    pub rel_uncertainty: f64,
 }
 
 /// Why a fit failed.

@@ -99,6 +99,21 @@ pub fn accuracy(method: &str, predicted: &[f64], measured: &[f64]) -> Accuracy {
     }
 }
 
+/// The mean of several repetitions' metrics (the worst error is the worst of
+/// all), named `method`.
+pub fn mean_accuracy(method: &str, runs: &[Accuracy]) -> Accuracy {
+    let mean = |f: fn(&Accuracy) -> f64| runs.iter().map(f).sum::<f64>() / runs.len().max(1) as f64;
+    Accuracy {
+        method: method.to_string(),
+        n: runs.first().map_or(0, |a| a.n),
+        mape_pct: mean(|a| a.mape_pct),
+        within_10pct: mean(|a| a.within_10pct),
+        worst_pct: runs.iter().map(|a| a.worst_pct).fold(0.0, f64::max),
+        spearman: mean(|a| a.spearman),
+        pairwise: mean(|a| a.pairwise),
+    }
+}
+
 /// Median of sorted data.
 pub fn median_sorted(sorted: &[f64]) -> f64 {
     let n = sorted.len();
@@ -112,6 +127,19 @@ pub fn median_sorted(sorted: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repetitions_average_and_keep_the_worst() {
+        let measured = [10.0, 20.0];
+        let a = accuracy("", &[11.0, 20.0], &measured); // 10% and 0%
+        let b = accuracy("", &[10.0, 30.0], &measured); // 0% and 50%
+        let m = mean_accuracy("2×", &[a, b]);
+        assert_eq!(m.method, "2×");
+        assert_eq!(m.n, 2);
+        assert!((m.mape_pct - 15.0).abs() < 1e-9);
+        assert!((m.within_10pct - 0.75).abs() < 1e-9);
+        assert!((m.worst_pct - 50.0).abs() < 1e-9);
+    }
 
     #[test]
     fn hand_computed_metrics() {

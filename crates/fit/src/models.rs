@@ -119,9 +119,14 @@ impl ModelSpec {
     }
 }
 
+/// The smallest relative error a point is weighted as having. The models'
+/// own held-out error is a few percent, so a point measured to 0.5% must not
+/// outweigh its neighbours tenfold: the fit would bend to it and miss the rest.
+const MODEL_ERROR_FLOOR: f64 = 0.03;
+
 /// Row weight: relative error, tempered by each point's own uncertainty.
 fn weight(p: &Point) -> f64 {
-    1.0 / (p.median_ms * (p.rel_ci.powi(2) + 0.01f64.powi(2)).sqrt())
+    1.0 / (p.median_ms * (p.rel_uncertainty.powi(2) + MODEL_ERROR_FLOOR.powi(2)).sqrt())
 }
 
 fn fit_physics(terms: &[Term], points: &[Point]) -> Result<Fitted, FitError> {
@@ -234,7 +239,7 @@ mod tests {
                 median_ms: f(&shape),
                 shape,
                 family: "f".into(),
-                rel_ci: 0.01,
+                rel_uncertainty: 0.01,
             })
             .collect()
     }

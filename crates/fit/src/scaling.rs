@@ -139,7 +139,7 @@ mod tests {
             shape: ShapeSpec::new(l, d).validate().unwrap(),
             family: "x".into(),
             median_ms: ms,
-            rel_ci: 0.01,
+            rel_uncertainty: 0.01,
         }
     }
 
