@@ -74,11 +74,21 @@ pub enum Term {
     /// As [`Term::DecodeStreamedMbOver64`], cliff at 256 MB.
     #[serde(rename = "decode_streamed_mb_over_256")]
     DecodeStreamedMbOver256,
+    /// Decode: MB of block weights when b = 1, else 0. One sequence makes
+    /// every projection a matrix-vector product, a kernel of its own whose
+    /// speed per byte differs from the small matrix products of b > 1 (ms per MB).
+    DecodeGemvBlockWeightMb,
+    /// Decode: b × MB of the block weight matrices whose product is too
+    /// small to be split across threads, when b > 1, else 0. A product of b
+    /// rows by a k × n weight counts when b·k·n < 192³ multiply-adds, the size
+    /// below which burn-flex's GEMM stays on one thread; each sequence's row
+    /// then costs about as much as a pass over the weights (ms per MB).
+    DecodeSerialGemmWeightMb,
 }
 
 impl Term {
     /// Every term, in a stable order.
-    pub const ALL: [Term; 23] = [
+    pub const ALL: [Term; 25] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -102,10 +112,12 @@ impl Term {
         Term::DecodeStreamedMbOver128,
         Term::DecodeStreamedMbOver192,
         Term::DecodeStreamedMbOver256,
+        Term::DecodeGemvBlockWeightMb,
+        Term::DecodeSerialGemmWeightMb,
     ];
 
     /// The candidate terms of a decode model (a shape's `seq` is the context).
-    pub const DECODE: [Term; 15] = [
+    pub const DECODE: [Term; 17] = [
         Term::Constant,
         Term::Layers,
         Term::HeadLayers,
@@ -121,6 +133,8 @@ impl Term {
         Term::DecodeStreamedMbOver128,
         Term::DecodeStreamedMbOver192,
         Term::DecodeStreamedMbOver256,
+        Term::DecodeGemvBlockWeightMb,
+        Term::DecodeSerialGemmWeightMb,
     ];
 
     /// The candidate terms of a prefill model.
@@ -177,6 +191,8 @@ impl Term {
             Term::DecodeStreamedMbOver128 => "decode_streamed_mb_over_128",
             Term::DecodeStreamedMbOver192 => "decode_streamed_mb_over_192",
             Term::DecodeStreamedMbOver256 => "decode_streamed_mb_over_256",
+            Term::DecodeGemvBlockWeightMb => "decode_gemv_block_weight_mb",
+            Term::DecodeSerialGemmWeightMb => "decode_serial_gemm_weight_mb",
         }
     }
 
@@ -201,7 +217,9 @@ impl Term {
             | Term::DecodeStreamedMbOver96
             | Term::DecodeStreamedMbOver128
             | Term::DecodeStreamedMbOver192
-            | Term::DecodeStreamedMbOver256 => "ms/MB",
+            | Term::DecodeStreamedMbOver256
+            | Term::DecodeGemvBlockWeightMb
+            | Term::DecodeSerialGemmWeightMb => "ms/MB",
             Term::ElementwiseMelem | Term::LogitsMelem | Term::DecodeLogitsMelem => "ms/Melem",
             Term::HeadLayers => "ms/(head·layer)",
         }
@@ -231,7 +249,9 @@ impl Term {
             | Term::DecodeStreamedMbOver96
             | Term::DecodeStreamedMbOver128
             | Term::DecodeStreamedMbOver192
-            | Term::DecodeStreamedMbOver256 => Component::MemoryTraffic,
+            | Term::DecodeStreamedMbOver256
+            | Term::DecodeGemvBlockWeightMb
+            | Term::DecodeSerialGemmWeightMb => Component::MemoryTraffic,
         }
     }
 }
@@ -309,7 +329,35 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
         Term::DecodeStreamedMbOver128 => streamed_mb(shape, 128.0),
         Term::DecodeStreamedMbOver192 => streamed_mb(shape, 192.0),
         Term::DecodeStreamedMbOver256 => streamed_mb(shape, 256.0),
+        Term::DecodeGemvBlockWeightMb => {
+            if shape.batch() == 1 {
+                a.bytes.block_weights as f64 / 1e6
+            } else {
+                0.0
+            }
+        }
+        Term::DecodeSerialGemmWeightMb => serial_gemm_weight_mb(shape),
     }
+}
+
+/// Multiply-adds below which burn-flex runs a matrix product on one thread
+/// (`PARALLEL_THRESHOLD` in burn-flex 0.22's `ops/matmul.rs`).
+const SERIAL_GEMM_MAX_MULADDS: u64 = 192 * 192 * 192;
+
+/// b × MB of the decode step's block weight matrices multiplied on one thread,
+/// when b > 1 (see [`Term::DecodeSerialGemmWeightMb`]).
+fn serial_gemm_weight_mb(shape: &Shape) -> f64 {
+    let (b, d, ff) = (shape.batch(), shape.d_model(), shape.d_ff());
+    if b == 1 {
+        return 0.0;
+    }
+    // Per block: QKV (d × 3d), output projection (d × d), MLP in and out.
+    let serial: u64 = [(d, 3 * d), (d, d), (d, ff), (ff, d)]
+        .iter()
+        .map(|&(k, n)| k * n)
+        .filter(|&kn| b.saturating_mul(kn) < SERIAL_GEMM_MAX_MULADDS)
+        .sum();
+    (b * shape.layers() * serial * crate::accounting::BYTES_PER_ELEMENT) as f64 / 1e6
 }
 
 /// Bytes a decode step reads (weights + KV cache) in MB, or 0 while they fit in `cache_mb`.
@@ -379,6 +427,31 @@ mod tests {
         let (large, above) = at(8);
         assert!(small < 64.0 && below == 0.0);
         assert!(large > 64.0 && above == large);
+    }
+
+    #[test]
+    fn gemv_and_serial_gemm_terms_follow_the_batch_and_matrix_sizes() {
+        let at = |layers, d, batch| {
+            ShapeSpec {
+                batch: Some(batch),
+                ..ShapeSpec::new(layers, d)
+            }
+            .validate()
+            .unwrap()
+        };
+        let one = at(4, 256, 1);
+        let block_mb = one.accounting().bytes.block_weights as f64 / 1e6;
+        assert_eq!(term_value(Term::DecodeGemvBlockWeightMb, &one), block_mb);
+        assert_eq!(term_value(Term::DecodeSerialGemmWeightMb, &one), 0.0);
+        // d = 256, b = 2: every product is below 192³, all four matrices count twice.
+        let two = at(4, 256, 2);
+        assert_eq!(term_value(Term::DecodeGemvBlockWeightMb, &two), 0.0);
+        let all = 2.0 * 4.0 * 12.0 * 256.0 * 256.0 * 4.0 / 1e6;
+        assert!((term_value(Term::DecodeSerialGemmWeightMb, &two) - all).abs() < 1e-9);
+        // d = 1024, b = 4: only the output projection (4·1024² < 192³) stays on one thread.
+        let wide = at(2, 1024, 4);
+        let proj = 4.0 * 2.0 * 1024.0 * 1024.0 * 4.0 / 1e6;
+        assert!((term_value(Term::DecodeSerialGemmWeightMb, &wide) - proj).abs() < 1e-9);
     }
 
     #[test]
