@@ -50,6 +50,38 @@ fn held_out_figure(
         ),
     ));
     let _ = writeln!(out, "\n![{alt_tag}measured vs predicted]({svg_name})\n");
+    worst_predictions(out, pts, &f.held_out_ms);
+}
+
+/// How many of the largest held-out errors the report lists.
+const WORST_LISTED: usize = 6;
+
+/// The shapes the model predicts worst (held out), so a reader sees where it fails.
+fn worst_predictions(out: &mut String, pts: &[Point], held_out_ms: &[f64]) {
+    let mut idx: Vec<usize> = (0..pts.len()).collect();
+    let error = |i: usize| held_out_ms[i] / pts[i].median_ms - 1.0;
+    idx.sort_by(|&a, &b| error(b).abs().total_cmp(&error(a).abs()));
+    let _ = writeln!(
+        out,
+        "Largest held-out errors (median prediction over the repetitions):\n\n| L | d_model | heads | seq / context | batch | vocab | measured | predicted | error |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for &i in idx.iter().take(WORST_LISTED) {
+        let s = &pts[i].shape;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:+.1}% |",
+            s.layers(),
+            s.d_model(),
+            s.heads(),
+            s.seq(),
+            s.batch(),
+            s.vocab(),
+            planner::format::duration_ms(pts[i].median_ms),
+            planner::format::duration_ms(held_out_ms[i]),
+            100.0 * error(i)
+        );
+    }
+    let _ = writeln!(out);
 }
 
 /// Held-out accuracy of the chosen model, the alternatives and the family-out checks.
@@ -237,8 +269,9 @@ pub fn render(
         );
         let _ = writeln!(
             out,
-            "### Physics-informed model\n\nTerms chosen by forward selection on {}-fold held-out MAPE (a term stays only if it lowers it by ≥ {} points):\n",
+            "### Physics-informed model\n\nTerms chosen by stepwise selection (add, drop or swap a term) on held-out MAPE, {}-fold repeated over {} different splits (a change stays only if it lowers it by ≥ {} points):\n",
             crate::profile_fit::FOLDS,
+            crate::profile_fit::REPEATS,
             crate::profile_fit::MIN_TERM_GAIN_PCT
         );
         terms_table(&mut out, &p.model);
