@@ -50,6 +50,32 @@ fn varies(points: &[Point], f: impl Fn(&Shape) -> f64) -> bool {
     points.iter().any(|p| f(&p.shape) != first)
 }
 
+/// Keeps each column (in order) only if the intercept and the columns kept
+/// before it do not determine it: in a training fold where every shape has
+/// 64-wide heads, ln h = ln d − ln 64 exactly, and OLS on both returned
+/// coefficients of ±10¹⁴ and infinite predictions for the held-out shapes.
+fn independent_columns(columns: Vec<(Variable, Vec<f64>)>) -> (Vec<Variable>, Vec<Vec<f64>>) {
+    let n = columns.first().map_or(0, |(_, c)| c.len());
+    // Orthonormal basis of what is kept, starting with the intercept.
+    let mut basis: Vec<Vec<f64>> = vec![vec![1.0 / (n as f64).sqrt(); n]];
+    let mut kept = (vec![], vec![]);
+    for (v, column) in columns {
+        let mut r = column.clone();
+        for q in &basis {
+            let dot: f64 = r.iter().zip(q).map(|(a, b)| a * b).sum();
+            r.iter_mut().zip(q).for_each(|(a, b)| *a -= dot * b);
+        }
+        let norm = r.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let scale = column.iter().map(|a| a * a).sum::<f64>().sqrt().max(1.0);
+        if norm > 1e-8 * scale {
+            basis.push(r.iter().map(|a| a / norm).collect());
+            kept.0.push(v);
+            kept.1.push(column);
+        }
+    }
+    kept
+}
+
 /// β (intercept first), their standard errors, and the fitted values.
 struct OlsFit(Vec<f64>, Vec<f64>, Vec<f64>);
 
@@ -93,10 +119,11 @@ impl ModelSpec {
                     .collect();
                 let tr = |x: f64| if log { x.ln() } else { x };
                 let y: Vec<f64> = points.iter().map(|p| tr(p.median_ms)).collect();
-                let xs: Vec<Vec<f64>> = vars
-                    .iter()
-                    .map(|v| points.iter().map(|p| tr(v.value(&p.shape))).collect())
-                    .collect();
+                let (vars, xs): (Vec<Variable>, Vec<Vec<f64>>) = independent_columns(
+                    vars.into_iter()
+                        .map(|v| (v, points.iter().map(|p| tr(v.value(&p.shape))).collect()))
+                        .collect(),
+                );
                 let OlsFit(beta, se, fitted) = ols(&y, &xs)?;
                 let (r2, adj_r2) = r2(&y, &fitted, beta.len());
                 let coefficients = std::iter::once(Variable::Intercept)
@@ -273,6 +300,43 @@ mod tests {
                 .iter()
                 .all(|x| x.term != Term::AttentionGflop || x.value < 1e-9)
         );
+    }
+
+    #[test]
+    fn a_regressor_the_others_determine_is_left_out() {
+        // Heads are always d/64 here, so ln h = ln d − ln 64: ln h must go.
+        let pts: Vec<Point> = [
+            (1, 64),
+            (2, 128),
+            (4, 256),
+            (2, 512),
+            (8, 256),
+            (6, 768),
+            (3, 1024),
+        ]
+        .into_iter()
+        .map(|(l, d)| {
+            let shape = ShapeSpec::new(l, d).validate().unwrap();
+            Point {
+                median_ms: 0.01 * l as f64 * (d as f64).powf(1.5),
+                shape,
+                family: String::new(),
+                rel_uncertainty: 0.01,
+            }
+        })
+        .collect();
+        let fitted = ModelSpec::LogLinear(vec![Variable::Layers, Variable::DModel, Variable::Heads])
+            .fit(&pts)
+            .unwrap();
+        let LatencyModel::LogLinear { coefficients } = &fitted.model else {
+            panic!("log-linear")
+        };
+        let vars: Vec<Variable> = coefficients.iter().map(|c| c.variable).collect();
+        assert_eq!(vars, [Variable::Intercept, Variable::Layers, Variable::DModel]);
+        for p in &pts {
+            let ratio = fitted.model.predict_ms(&p.shape) / p.median_ms;
+            assert!((ratio - 1.0).abs() < 1e-6, "{ratio}");
+        }
     }
 
     #[test]
