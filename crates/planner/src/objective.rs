@@ -80,17 +80,24 @@ fn summed_decode_ms(model: &LatencyModel, shape: &Shape, first: u64, last: u64) 
     let mut starts = vec![first];
     if let LatencyModel::Physics { terms } = model {
         for t in terms.iter().filter(|t| t.term.is_cache_cliff()) {
+            // On past the cliff (streamed bytes) or off past it (work that
+            // only shows while the bytes fit in the cache).
             let on = |c: u64| at(c).is_some_and(|s| term_value(t.term, &s) > 0.0);
-            if on(first) || !on(last) {
+            let before = on(first);
+            if on(last) == before {
                 continue;
             }
             // The working set grows with c: find the first context past the cliff.
-            let (mut off, mut on_at) = (first, last);
-            while on_at - off > 1 {
-                let mid = off + (on_at - off) / 2;
-                if on(mid) { on_at = mid } else { off = mid }
+            let (mut below, mut past) = (first, last);
+            while past - below > 1 {
+                let mid = below + (past - below) / 2;
+                if on(mid) == before {
+                    below = mid
+                } else {
+                    past = mid
+                }
             }
-            starts.push(on_at);
+            starts.push(past);
         }
     }
     starts.sort_unstable();
