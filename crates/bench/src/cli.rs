@@ -516,6 +516,8 @@ struct Fitted {
 }
 
 fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
+    // Read every input before the (long) fit, so a broken file fails at once.
+    let memory = bench::memory::read(&args.memory)?;
     let mut sessions = load_sessions(&args.measurements)?;
     let factors = fitting::normalize_sessions(&mut sessions);
     for f in factors.iter().filter(|f| !f.reference) {
@@ -541,7 +543,6 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
         .to_string();
     let (mut profile, fits, decode_fits) =
         fitting::fit_profile(&data, &decode_data, &args.name, &source, &newest)?;
-    let memory = bench::memory::read(&args.memory)?;
     for b in &mut profile.backends {
         let cpu = b.fingerprint.get("cpu").map(String::as_str);
         b.memory = bench::memory::calibration(&memory, &b.backend, cpu);
