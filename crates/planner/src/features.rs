@@ -84,25 +84,6 @@ pub enum Term {
     /// below which burn-flex's GEMM stays on one thread; each sequence's row
     /// then costs about as much as a pass over the weights (ms per MB).
     DecodeSerialGemmWeightMb,
-    /// Decode: [`Term::DecodeSerialGemmWeightMb`] counted only while the
-    /// step's bytes (weights + KV cache) fit in 64 MB. Inside the cache the
-    /// single-threaded small GEMMs are what a step waits for; past it their
-    /// work hides behind the stream of weights from memory (ms per MB). The
-    /// variants differ in the cache size, as the streamed terms do.
-    #[serde(rename = "decode_serial_gemm_weight_mb_within_64")]
-    DecodeSerialGemmWeightMbWithin64,
-    /// As [`Term::DecodeSerialGemmWeightMbWithin64`], within 96 MB.
-    #[serde(rename = "decode_serial_gemm_weight_mb_within_96")]
-    DecodeSerialGemmWeightMbWithin96,
-    /// As [`Term::DecodeSerialGemmWeightMbWithin64`], within 128 MB.
-    #[serde(rename = "decode_serial_gemm_weight_mb_within_128")]
-    DecodeSerialGemmWeightMbWithin128,
-    /// As [`Term::DecodeSerialGemmWeightMbWithin64`], within 192 MB.
-    #[serde(rename = "decode_serial_gemm_weight_mb_within_192")]
-    DecodeSerialGemmWeightMbWithin192,
-    /// As [`Term::DecodeSerialGemmWeightMbWithin64`], within 256 MB.
-    #[serde(rename = "decode_serial_gemm_weight_mb_within_256")]
-    DecodeSerialGemmWeightMbWithin256,
     /// Decode: GFLOP of the LM head when b > 1, else 0: several sequences turn
     /// the head's matrix-vector product into a matrix product (ms per GFLOP).
     DecodeBatchedLmHeadGflop,
@@ -110,7 +91,7 @@ pub enum Term {
 
 impl Term {
     /// Every term, in a stable order.
-    pub const ALL: [Term; 31] = [
+    pub const ALL: [Term; 26] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -136,16 +117,11 @@ impl Term {
         Term::DecodeStreamedMbOver256,
         Term::DecodeGemvBlockWeightMb,
         Term::DecodeSerialGemmWeightMb,
-        Term::DecodeSerialGemmWeightMbWithin64,
-        Term::DecodeSerialGemmWeightMbWithin96,
-        Term::DecodeSerialGemmWeightMbWithin128,
-        Term::DecodeSerialGemmWeightMbWithin192,
-        Term::DecodeSerialGemmWeightMbWithin256,
         Term::DecodeBatchedLmHeadGflop,
     ];
 
     /// The candidate terms of a decode model (a shape's `seq` is the context).
-    pub const DECODE: [Term; 23] = [
+    pub const DECODE: [Term; 18] = [
         Term::Constant,
         Term::Layers,
         Term::HeadLayers,
@@ -163,11 +139,6 @@ impl Term {
         Term::DecodeStreamedMbOver256,
         Term::DecodeGemvBlockWeightMb,
         Term::DecodeSerialGemmWeightMb,
-        Term::DecodeSerialGemmWeightMbWithin64,
-        Term::DecodeSerialGemmWeightMbWithin96,
-        Term::DecodeSerialGemmWeightMbWithin128,
-        Term::DecodeSerialGemmWeightMbWithin192,
-        Term::DecodeSerialGemmWeightMbWithin256,
         Term::DecodeBatchedLmHeadGflop,
     ];
 
@@ -186,8 +157,8 @@ impl Term {
         Term::ShortMatmulGflop,
     ];
 
-    /// Whether this term jumps (between 0 and its full value) where the
-    /// decode working set crosses a cache size, instead of changing smoothly.
+    /// Whether this term jumps (from 0 to its full value) where the decode
+    /// working set outgrows a cache size, instead of growing smoothly.
     pub fn is_cache_cliff(self) -> bool {
         matches!(
             self,
@@ -196,11 +167,6 @@ impl Term {
                 | Term::DecodeStreamedMbOver128
                 | Term::DecodeStreamedMbOver192
                 | Term::DecodeStreamedMbOver256
-                | Term::DecodeSerialGemmWeightMbWithin64
-                | Term::DecodeSerialGemmWeightMbWithin96
-                | Term::DecodeSerialGemmWeightMbWithin128
-                | Term::DecodeSerialGemmWeightMbWithin192
-                | Term::DecodeSerialGemmWeightMbWithin256
         )
     }
 
@@ -232,11 +198,6 @@ impl Term {
             Term::DecodeStreamedMbOver256 => "decode_streamed_mb_over_256",
             Term::DecodeGemvBlockWeightMb => "decode_gemv_block_weight_mb",
             Term::DecodeSerialGemmWeightMb => "decode_serial_gemm_weight_mb",
-            Term::DecodeSerialGemmWeightMbWithin64 => "decode_serial_gemm_weight_mb_within_64",
-            Term::DecodeSerialGemmWeightMbWithin96 => "decode_serial_gemm_weight_mb_within_96",
-            Term::DecodeSerialGemmWeightMbWithin128 => "decode_serial_gemm_weight_mb_within_128",
-            Term::DecodeSerialGemmWeightMbWithin192 => "decode_serial_gemm_weight_mb_within_192",
-            Term::DecodeSerialGemmWeightMbWithin256 => "decode_serial_gemm_weight_mb_within_256",
             Term::DecodeBatchedLmHeadGflop => "decode_batched_lm_head_gflop",
         }
     }
@@ -265,12 +226,7 @@ impl Term {
             | Term::DecodeStreamedMbOver192
             | Term::DecodeStreamedMbOver256
             | Term::DecodeGemvBlockWeightMb
-            | Term::DecodeSerialGemmWeightMb
-            | Term::DecodeSerialGemmWeightMbWithin64
-            | Term::DecodeSerialGemmWeightMbWithin96
-            | Term::DecodeSerialGemmWeightMbWithin128
-            | Term::DecodeSerialGemmWeightMbWithin192
-            | Term::DecodeSerialGemmWeightMbWithin256 => "ms/MB",
+            | Term::DecodeSerialGemmWeightMb => "ms/MB",
             Term::ElementwiseMelem | Term::LogitsMelem | Term::DecodeLogitsMelem => "ms/Melem",
             Term::HeadLayers => "ms/(head·layer)",
         }
@@ -304,12 +260,7 @@ impl Term {
             | Term::DecodeStreamedMbOver192
             | Term::DecodeStreamedMbOver256
             | Term::DecodeGemvBlockWeightMb
-            | Term::DecodeSerialGemmWeightMb
-            | Term::DecodeSerialGemmWeightMbWithin64
-            | Term::DecodeSerialGemmWeightMbWithin96
-            | Term::DecodeSerialGemmWeightMbWithin128
-            | Term::DecodeSerialGemmWeightMbWithin192
-            | Term::DecodeSerialGemmWeightMbWithin256 => Component::MemoryTraffic,
+            | Term::DecodeSerialGemmWeightMb => Component::MemoryTraffic,
         }
     }
 }
@@ -395,11 +346,6 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
             }
         }
         Term::DecodeSerialGemmWeightMb => serial_gemm_weight_mb(shape),
-        Term::DecodeSerialGemmWeightMbWithin64 => serial_gemm_weight_mb_within(shape, 64.0),
-        Term::DecodeSerialGemmWeightMbWithin96 => serial_gemm_weight_mb_within(shape, 96.0),
-        Term::DecodeSerialGemmWeightMbWithin128 => serial_gemm_weight_mb_within(shape, 128.0),
-        Term::DecodeSerialGemmWeightMbWithin192 => serial_gemm_weight_mb_within(shape, 192.0),
-        Term::DecodeSerialGemmWeightMbWithin256 => serial_gemm_weight_mb_within(shape, 256.0),
         Term::DecodeBatchedLmHeadGflop => {
             if shape.batch() > 1 {
                 a.decode.flops.lm_head as f64 / 1e9
@@ -407,16 +353,6 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
                 0.0
             }
         }
-    }
-}
-
-/// [`serial_gemm_weight_mb`] while the step's bytes fit in `cache_mb`, else 0.
-fn serial_gemm_weight_mb_within(shape: &Shape, cache_mb: f64) -> f64 {
-    let d = shape.accounting().decode;
-    if ((d.weight_bytes + d.kv_bytes) as f64 / 1e6) <= cache_mb {
-        serial_gemm_weight_mb(shape)
-    } else {
-        0.0
     }
 }
 

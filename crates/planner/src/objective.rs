@@ -80,8 +80,7 @@ fn summed_decode_ms(model: &LatencyModel, shape: &Shape, first: u64, last: u64) 
     let mut starts = vec![first];
     if let LatencyModel::Physics { terms } = model {
         for t in terms.iter().filter(|t| t.term.is_cache_cliff()) {
-            // On past the cliff (streamed bytes) or off past it (work that
-            // only shows while the bytes fit in the cache).
+            // The term switches (on or off) once, where the working set crosses its cache size.
             let on = |c: u64| at(c).is_some_and(|s| term_value(t.term, &s) > 0.0);
             let before = on(first);
             if on(last) == before {
