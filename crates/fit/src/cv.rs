@@ -25,6 +25,16 @@ pub fn folds(n: usize, k: usize, repetition: usize) -> Vec<usize> {
     fold
 }
 
+/// The points outside fold `fold` (`fold_of` from [`folds`]): a fold's training set.
+pub fn training_set(points: &[Point], fold_of: &[usize], fold: usize) -> Vec<Point> {
+    points
+        .iter()
+        .zip(fold_of)
+        .filter(|(_, f)| **f != fold)
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
 /// Held-out predictions (ms) for every point, by one repetition of k-fold
 /// cross-validation.
 pub fn k_fold(spec: &ModelSpec, points: &[Point], k: usize, repetition: usize) -> Result<Vec<f64>, FitError> {
@@ -32,12 +42,7 @@ pub fn k_fold(spec: &ModelSpec, points: &[Point], k: usize, repetition: usize) -
     let fold_of = folds(points.len(), k, repetition);
     let mut predicted = vec![f64::NAN; points.len()];
     for fold in 0..k {
-        let train: Vec<Point> = points
-            .iter()
-            .zip(&fold_of)
-            .filter(|(_, f)| **f != fold)
-            .map(|(p, _)| p.clone())
-            .collect();
+        let train = training_set(points, &fold_of, fold);
         if train.len() == points.len() {
             continue;
         }

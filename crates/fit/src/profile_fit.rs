@@ -40,7 +40,7 @@ pub struct BackendFit {
     pub held_out_ms: Vec<f64>,
     /// Further checks, as (model, accuracy): nested k-fold of the physics model with its
     /// term selection, and leave-one-iso-family-out of it and of each alternative.
-    pub family_out: Vec<(String, Accuracy)>,
+    pub further_checks: Vec<(String, Accuracy)>,
     /// Terms tried in stepwise selection: (terms, k-fold MAPE).
     pub selection: Vec<(Vec<Term>, f64)>,
 }
@@ -68,18 +68,10 @@ pub fn alternative_specs() -> Vec<(&'static str, ModelSpec)> {
 /// Held-out predictions of every repetition of k-fold, and their metrics
 /// averaged over the repetitions.
 fn held_out_accuracy(spec: &ModelSpec, points: &[Point]) -> Result<(Vec<Vec<f64>>, Accuracy), FitError> {
-    repeated_k_fold(spec, points, REPEATS)
-}
-
-fn repeated_k_fold(
-    spec: &ModelSpec,
-    points: &[Point],
-    repeats: usize,
-) -> Result<(Vec<Vec<f64>>, Accuracy), FitError> {
     let measured: Vec<f64> = points.iter().map(|p| p.median_ms).collect();
-    let mut repetitions = Vec::with_capacity(repeats);
-    let mut metrics = Vec::with_capacity(repeats);
-    for r in 0..repeats {
+    let mut repetitions = Vec::with_capacity(REPEATS);
+    let mut metrics = Vec::with_capacity(REPEATS);
+    for r in 0..REPEATS {
         let predicted = k_fold(spec, points, FOLDS, r)?;
         metrics.push(accuracy("", &predicted, &measured));
         repetitions.push(predicted);
@@ -116,7 +108,6 @@ fn select_terms(
     points: &[Point],
     candidates: &[Term],
     starts: &[&[Term]],
-    repeats: usize,
 ) -> (Vec<Term>, Vec<(Vec<Term>, f64)>) {
     let mut trail = vec![];
     let mut score = |terms: &[Term]| -> Option<f64> {
@@ -125,7 +116,7 @@ fn select_terms(
         if let Some((_, m)) = trail.iter().find(|(t, _)| *t == terms) {
             return Some(*m);
         }
-        let (_, acc) = repeated_k_fold(&ModelSpec::Physics(terms.clone()), points, repeats).ok()?;
+        let (_, acc) = held_out_accuracy(&ModelSpec::Physics(terms.clone()), points).ok()?;
         trail.push((terms, acc.mape_pct));
         Some(acc.mape_pct)
     };
@@ -184,10 +175,6 @@ fn select_terms(
     (chosen, trail)
 }
 
-/// Repetitions of the inner cross-validation in [`nested_accuracy`] (fewer
-/// than [`REPEATS`]: it runs once per outer fold).
-const NESTED_INNER_REPEATS: usize = 10;
-
 /// Held-out accuracy of the whole procedure, term selection included: each
 /// outer fold selects its own terms on its own training points, then predicts
 /// its held-out points. The k-fold figure of the chosen model scores the same
@@ -196,13 +183,8 @@ const NESTED_INNER_REPEATS: usize = 10;
 fn nested_accuracy(points: &[Point], candidates: &[Term], starts: &[&[Term]]) -> Option<Accuracy> {
     let fold_of = crate::cv::folds(points.len(), FOLDS, 0);
     let select_and_fit = |fold: usize| {
-        let train: Vec<Point> = points
-            .iter()
-            .zip(&fold_of)
-            .filter(|(_, f)| **f != fold)
-            .map(|(p, _)| p.clone())
-            .collect();
-        let (terms, _) = select_terms(&train, candidates, starts, NESTED_INNER_REPEATS);
+        let train = crate::cv::training_set(points, &fold_of, fold);
+        let (terms, _) = select_terms(&train, candidates, starts);
         ModelSpec::Physics(terms).fit(&train).ok()
     };
     // Each outer fold repeats a whole selection: run them side by side.
@@ -293,7 +275,7 @@ pub fn fit_backend(
         planner::Phase::Prefill => &[Term::MatmulGflop, Term::LmHeadGflop],
         planner::Phase::Decode => &[Term::DecodeWeightMb, Term::KvCacheMb],
     };
-    let (terms, selection) = select_terms(points, candidates, &[&[], core], REPEATS);
+    let (terms, selection) = select_terms(points, candidates, &[&[], core]);
     if terms.is_empty() {
         return Err(FitError::Degenerate("no physics term could be fitted".into()));
     }
@@ -303,12 +285,12 @@ pub fn fit_backend(
     let held_out_ms: Vec<f64> = (0..points.len())
         .map(|i| median_prediction(&repetitions, i))
         .collect();
-    let mut family_out = vec![];
+    let mut further_checks = vec![];
     if let Some(a) = nested_accuracy(points, candidates, &[&[], core]) {
-        family_out.push(("physics".to_string(), a));
+        further_checks.push(("physics".to_string(), a));
     }
     if let Some(a) = family_out_accuracy(&spec, points) {
-        family_out.push(("physics".to_string(), a));
+        further_checks.push(("physics".to_string(), a));
     }
 
     // Every repetition's held-out ratio: ten times the draws for the quantiles.
@@ -332,7 +314,7 @@ pub fn fit_backend(
             continue;
         };
         if let Some(a) = family_out_accuracy(&alt, points) {
-            family_out.push((name.to_string(), a));
+            further_checks.push((name.to_string(), a));
         }
         alternatives.push(AlternativeModel {
             name: name.to_string(),
@@ -367,7 +349,7 @@ pub fn fit_backend(
             memory: None,
         },
         held_out_ms,
-        family_out,
+        further_checks,
         selection,
     })
 }

@@ -95,7 +95,7 @@ fn accuracy_table(out: &mut String, f: &BackendFit) {
     for a in &p.alternatives {
         acc_row(out, &a.name, &a.held_out, Some((a.r2, a.adj_r2)));
     }
-    for (name, a) in &f.family_out {
+    for (name, a) in &f.further_checks {
         acc_row(out, name, a, None);
     }
 }

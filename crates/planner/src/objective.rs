@@ -80,23 +80,17 @@ fn summed_decode_ms(model: &LatencyModel, shape: &Shape, first: u64, last: u64) 
     let mut starts = vec![first];
     if let LatencyModel::Physics { terms } = model {
         for t in terms.iter().filter(|t| t.term.is_cache_cliff()) {
-            // The term switches (on or off) once, where the working set crosses its cache size.
             let on = |c: u64| at(c).is_some_and(|s| term_value(t.term, &s) > 0.0);
-            let before = on(first);
-            if on(last) == before {
+            if on(first) || !on(last) {
                 continue;
             }
             // The working set grows with c: find the first context past the cliff.
-            let (mut below, mut past) = (first, last);
-            while past - below > 1 {
-                let mid = below + (past - below) / 2;
-                if on(mid) == before {
-                    below = mid
-                } else {
-                    past = mid
-                }
+            let (mut off, mut on_at) = (first, last);
+            while on_at - off > 1 {
+                let mid = off + (on_at - off) / 2;
+                if on(mid) { on_at = mid } else { off = mid }
             }
-            starts.push(past);
+            starts.push(on_at);
         }
     }
     starts.sort_unstable();
