@@ -49,8 +49,41 @@ fn held_out_figure(
             &f.held_out_ms,
         ),
     ));
-    let _ = writeln!(out, "\n![{alt_tag}measured vs predicted]({svg_name})\n");
+    let csv_name = format!("{backend}{file_tag}-held-out.csv");
+    files.push((csv_name.clone(), held_out_csv(pts, &f.held_out_ms)));
+    let _ = writeln!(
+        out,
+        "\n![{alt_tag}measured vs predicted]({svg_name})\n\nEvery shape's measurement and held-out prediction: [{csv_name}]({csv_name}).\n"
+    );
     worst_predictions(out, pts, &f.held_out_ms);
+}
+
+/// Every pooled shape with its measurement, its uncertainty and its held-out
+/// prediction, one CSV row each, so a reader can check the figures or fit
+/// something else to the same data.
+fn held_out_csv(pts: &[Point], held_out_ms: &[f64]) -> String {
+    let mut csv = String::from(
+        "layers,d_model,heads,seq,batch,vocab,family,measured_ms,rel_uncertainty,held_out_ms,error_pct\n",
+    );
+    for (p, &predicted) in pts.iter().zip(held_out_ms) {
+        let s = &p.shape;
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{:.6},{:.4},{:.6},{:.2}",
+            s.layers(),
+            s.d_model(),
+            s.heads(),
+            s.seq(),
+            s.batch(),
+            s.vocab(),
+            p.family.replace(',', ";"),
+            p.median_ms,
+            p.rel_uncertainty,
+            predicted,
+            100.0 * (predicted / p.median_ms - 1.0)
+        );
+    }
+    csv
 }
 
 /// How many of the largest held-out errors the report lists.
