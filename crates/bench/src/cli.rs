@@ -510,6 +510,8 @@ struct Fitted {
     decode_data: Vec<fitting::BackendData>,
     decode_fits: Vec<fit::profile_fit::BackendFit>,
     factors: Vec<fitting::SessionFactor>,
+    /// Per session, the measurements left out as disturbed (empty if none).
+    left_out: Vec<String>,
     memory: Vec<bench::memory::MemoryMeasurement>,
     /// Each backend's memory overheads, as written into the profile.
     memory_calibrations: Vec<(String, planner::memory::MemoryCalibration)>,
@@ -519,6 +521,10 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
     // Read every input before the (long) fit, so a broken file fails at once.
     let memory = bench::memory::read(&args.memory)?;
     let mut sessions = load_sessions(&args.measurements)?;
+    let left_out = fitting::leave_out_disturbed(&mut sessions);
+    for note in &left_out {
+        eprintln!("{note}");
+    }
     let factors = fitting::normalize_sessions(&mut sessions);
     for f in factors.iter().filter(|f| !f.reference) {
         eprintln!("{f}");
@@ -592,6 +598,7 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
         decode_data,
         decode_fits,
         factors,
+        left_out,
         memory,
         memory_calibrations,
     })
@@ -601,7 +608,12 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let fitted = fit(&args.fit)?;
     let points: Vec<Vec<fit::Point>> = fitted.data.into_iter().map(|d| d.points).collect();
     let decode_points: Vec<Vec<fit::Point>> = fitted.decode_data.into_iter().map(|d| d.points).collect();
-    let sessions: Vec<String> = fitted.factors.iter().map(ToString::to_string).collect();
+    let sessions: Vec<String> = fitted
+        .left_out
+        .iter()
+        .cloned()
+        .chain(fitted.factors.iter().map(ToString::to_string))
+        .collect();
     let memory = &fitted.memory;
     let (markdown, files) = fit::report::render(
         &fitted.fits,

@@ -54,6 +54,40 @@ fn key(m: &Measurement) -> Option<String> {
     ))
 }
 
+/// Removes the measurements taken while the machine was not their own (the
+/// hypervisor stole CPU time, or other processes kept cores busy: the
+/// conditions the runner warns about), and says per session how many went
+/// and why. They stay in their files; a refit on a quieter day can use them
+/// if the thresholds change. Failed measurements are left as they are.
+pub fn leave_out_disturbed(sessions: &mut [(String, Vec<Measurement>)]) -> Vec<String> {
+    let mut notes = vec![];
+    for (name, ms) in sessions.iter_mut() {
+        let before = ms.len();
+        let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+        ms.retain(|m| {
+            let Some(t) = m.timing.as_ref() else { return true };
+            let (stolen, busy) = (t.load.stolen(), t.load.busy());
+            if stolen {
+                *reasons.entry("the hypervisor stole CPU time").or_default() += 1;
+            } else if busy {
+                *reasons.entry("other processes kept cores busy").or_default() += 1;
+            }
+            !(stolen || busy)
+        });
+        if ms.len() < before {
+            let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n}: {r}")).collect();
+            notes.push(format!(
+                "`{name}`: {} of {before} measurements left out of the fit, taken while the machine was not their own ({}; above the runner's warning thresholds of {}% stolen, {} cores busy)",
+                before - ms.len(),
+                why.join(", "),
+                crate::harness::load::STEAL_WARNING_PCT,
+                crate::harness::load::OTHER_LOAD_WARNING_CORES
+            ));
+        }
+    }
+    notes
+}
+
 /// A cloud machine runs 10–30% faster or slower from one hour to the next,
 /// while shapes measured in one session stay within a few percent of each
 /// other. Each session (file) of a backend and phase is therefore scaled to

@@ -12,7 +12,6 @@ use planner::{Phase, Shape};
 
 use crate::backend;
 use crate::fingerprint::Fingerprint;
-use crate::harness::load::OTHER_LOAD_WARNING_CORES;
 use crate::harness::rounds::{Event, Job, Schedule, Timings, run_interleaved};
 use crate::harness::timing::{WallClock, Workload};
 use crate::model::{Decoder, Gelu, KvCache};
@@ -210,14 +209,7 @@ fn warnings_for(t: &Timings, target: f64) -> Vec<String> {
             100.0 * (s.p90 - s.p10) / s.median
         ));
     }
-    if let Some(other) = t.load.other_cores.filter(|&c| c > OTHER_LOAD_WARNING_CORES) {
-        w.push(format!(
-            "other processes kept {other:.2} cores busy while measuring"
-        ));
-    }
-    if let Some(steal) = t.load.steal_pct.filter(|&s| s > 2.0) {
-        w.push(format!("the hypervisor stole {steal:.1}% of CPU time"));
-    }
+    w.extend(t.load.disturbances());
     if s.outliers.total() * 10 > s.n {
         w.push(format!(
             "{} of {} samples are Tukey outliers (kept)",

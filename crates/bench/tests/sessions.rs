@@ -117,3 +117,41 @@ fn a_session_without_anchors_on_the_reference_is_placed_through_another() {
     assert!((factor("a") - 1.1).abs() < 1e-9, "{}", factor("a"));
     assert!((factor("b") - 1.32).abs() < 1e-9, "{}", factor("b"));
 }
+
+#[test]
+fn measurements_taken_while_the_hypervisor_stole_time_are_left_out() {
+    let base = committed();
+    let mut noisy = base.clone();
+    let stolen: Vec<usize> = (0..noisy.len())
+        .filter(|&i| noisy[i].timing.is_some())
+        .step_by(3)
+        .collect();
+    for &i in &stolen {
+        noisy[i].timing.as_mut().unwrap().load.steal_pct = Some(12.0);
+    }
+    let busy = (0..noisy.len())
+        .find(|&i| noisy[i].timing.is_some() && !stolen.contains(&i))
+        .unwrap();
+    noisy[busy].timing.as_mut().unwrap().load.other_cores = Some(0.9);
+    let mut sessions = vec![("clean".to_string(), base.clone()), ("noisy".to_string(), noisy)];
+    let notes = bench::fitting::leave_out_disturbed(&mut sessions);
+    assert_eq!(
+        sessions[0].1.len(),
+        base.len(),
+        "a clean session keeps everything"
+    );
+    assert_eq!(sessions[1].1.len(), base.len() - stolen.len() - 1);
+    assert!(sessions[1].1.iter().all(|m| {
+        m.timing
+            .as_ref()
+            .is_none_or(|t| t.load.steal_pct < Some(2.0) && t.load.other_cores < Some(0.25))
+    }));
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].starts_with(&format!(
+        "`noisy`: {} of {} measurements left out",
+        stolen.len() + 1,
+        base.len()
+    )));
+    assert!(notes[0].contains(&format!("{}: the hypervisor stole CPU time", stolen.len())));
+    assert!(notes[0].contains("1: other processes kept cores busy"));
+}

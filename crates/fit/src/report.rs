@@ -268,7 +268,7 @@ pub fn render(
     if !sessions.is_empty() {
         let _ = writeln!(
             out,
-            "Sessions: this machine's speed drifts between measuring sessions far more than within one, so each session (file) is scaled to its backend's reference session by the median latency ratio over the shapes both measured, before fitting:\n"
+            "Sessions: measurements taken while the machine was not their own are left out; and this machine's speed drifts between measuring sessions far more than within one, so each session (file) is scaled to its backend's reference session by latency ratios over the shapes measured in several sessions, before fitting:\n"
         );
         for s in sessions {
             let _ = writeln!(out, "- {s}");

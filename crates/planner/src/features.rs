@@ -87,11 +87,27 @@ pub enum Term {
     /// Decode: GFLOP of the LM head when b > 1, else 0: several sequences turn
     /// the head's matrix-vector product into a matrix product (ms per GFLOP).
     DecodeBatchedLmHeadGflop,
+    /// Decode: MB read per step (weights + KV cache) when b = 1 and that
+    /// working set exceeds 64 MB, else 0. The matrix-vector products of one
+    /// sequence stream the weights as they are, so they run at the speed of
+    /// wherever the weights live: about twice as fast from the last-level
+    /// cache as from memory here. The products of b > 1 first pack the
+    /// weights into blocks and depend less on it, so the cliff of
+    /// [`Term::DecodeStreamedMbOver64`] alone, shared by every batch, is too
+    /// small for one sequence and too large for several (ms per MB).
+    #[serde(rename = "decode_gemv_streamed_mb_over_64")]
+    DecodeGemvStreamedMbOver64,
+    /// As [`Term::DecodeGemvStreamedMbOver64`], cliff at 96 MB.
+    #[serde(rename = "decode_gemv_streamed_mb_over_96")]
+    DecodeGemvStreamedMbOver96,
+    /// As [`Term::DecodeGemvStreamedMbOver64`], cliff at 128 MB.
+    #[serde(rename = "decode_gemv_streamed_mb_over_128")]
+    DecodeGemvStreamedMbOver128,
 }
 
 impl Term {
     /// Every term, in a stable order.
-    pub const ALL: [Term; 26] = [
+    pub const ALL: [Term; 29] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -118,10 +134,13 @@ impl Term {
         Term::DecodeGemvBlockWeightMb,
         Term::DecodeSerialGemmWeightMb,
         Term::DecodeBatchedLmHeadGflop,
+        Term::DecodeGemvStreamedMbOver64,
+        Term::DecodeGemvStreamedMbOver96,
+        Term::DecodeGemvStreamedMbOver128,
     ];
 
     /// The candidate terms of a decode model (a shape's `seq` is the context).
-    pub const DECODE: [Term; 18] = [
+    pub const DECODE: [Term; 21] = [
         Term::Constant,
         Term::Layers,
         Term::HeadLayers,
@@ -140,6 +159,9 @@ impl Term {
         Term::DecodeGemvBlockWeightMb,
         Term::DecodeSerialGemmWeightMb,
         Term::DecodeBatchedLmHeadGflop,
+        Term::DecodeGemvStreamedMbOver64,
+        Term::DecodeGemvStreamedMbOver96,
+        Term::DecodeGemvStreamedMbOver128,
     ];
 
     /// The candidate terms of a prefill model.
@@ -167,6 +189,9 @@ impl Term {
                 | Term::DecodeStreamedMbOver128
                 | Term::DecodeStreamedMbOver192
                 | Term::DecodeStreamedMbOver256
+                | Term::DecodeGemvStreamedMbOver64
+                | Term::DecodeGemvStreamedMbOver96
+                | Term::DecodeGemvStreamedMbOver128
         )
     }
 
@@ -199,6 +224,9 @@ impl Term {
             Term::DecodeGemvBlockWeightMb => "decode_gemv_block_weight_mb",
             Term::DecodeSerialGemmWeightMb => "decode_serial_gemm_weight_mb",
             Term::DecodeBatchedLmHeadGflop => "decode_batched_lm_head_gflop",
+            Term::DecodeGemvStreamedMbOver64 => "decode_gemv_streamed_mb_over_64",
+            Term::DecodeGemvStreamedMbOver96 => "decode_gemv_streamed_mb_over_96",
+            Term::DecodeGemvStreamedMbOver128 => "decode_gemv_streamed_mb_over_128",
         }
     }
 
@@ -226,7 +254,10 @@ impl Term {
             | Term::DecodeStreamedMbOver192
             | Term::DecodeStreamedMbOver256
             | Term::DecodeGemvBlockWeightMb
-            | Term::DecodeSerialGemmWeightMb => "ms/MB",
+            | Term::DecodeSerialGemmWeightMb
+            | Term::DecodeGemvStreamedMbOver64
+            | Term::DecodeGemvStreamedMbOver96
+            | Term::DecodeGemvStreamedMbOver128 => "ms/MB",
             Term::ElementwiseMelem | Term::LogitsMelem | Term::DecodeLogitsMelem => "ms/Melem",
             Term::HeadLayers => "ms/(head·layer)",
         }
@@ -260,7 +291,10 @@ impl Term {
             | Term::DecodeStreamedMbOver192
             | Term::DecodeStreamedMbOver256
             | Term::DecodeGemvBlockWeightMb
-            | Term::DecodeSerialGemmWeightMb => Component::MemoryTraffic,
+            | Term::DecodeSerialGemmWeightMb
+            | Term::DecodeGemvStreamedMbOver64
+            | Term::DecodeGemvStreamedMbOver96
+            | Term::DecodeGemvStreamedMbOver128 => Component::MemoryTraffic,
         }
     }
 }
@@ -353,6 +387,9 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
                 0.0
             }
         }
+        Term::DecodeGemvStreamedMbOver64 => gemv_streamed_mb(shape, 64.0),
+        Term::DecodeGemvStreamedMbOver96 => gemv_streamed_mb(shape, 96.0),
+        Term::DecodeGemvStreamedMbOver128 => gemv_streamed_mb(shape, 128.0),
     }
 }
 
@@ -381,6 +418,16 @@ fn streamed_mb(shape: &Shape, cache_mb: f64) -> f64 {
     let d = shape.accounting().decode;
     let mb = (d.weight_bytes + d.kv_bytes) as f64 / 1e6;
     if mb > cache_mb { mb } else { 0.0 }
+}
+
+/// As [`streamed_mb`] for one sequence (b = 1), else 0
+/// (see [`Term::DecodeGemvStreamedMbOver64`]).
+fn gemv_streamed_mb(shape: &Shape, cache_mb: f64) -> f64 {
+    if shape.batch() == 1 {
+        streamed_mb(shape, cache_mb)
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]
@@ -443,6 +490,31 @@ mod tests {
         let (large, above) = at(8);
         assert!(small < 64.0 && below == 0.0);
         assert!(large > 64.0 && above == large);
+    }
+
+    #[test]
+    fn the_gemv_streamed_term_counts_one_sequence_past_its_cache_size_only() {
+        let at = |layers, batch| {
+            ShapeSpec {
+                vocab: Some(256),
+                batch: Some(batch),
+                ..ShapeSpec::new(layers, 512)
+            }
+            .validate()
+            .unwrap()
+        };
+        let (small, large) = (at(4, 1), at(8, 1));
+        assert_eq!(term_value(Term::DecodeGemvStreamedMbOver64, &small), 0.0);
+        assert_eq!(
+            term_value(Term::DecodeGemvStreamedMbOver64, &large),
+            term_value(Term::DecodeStreamedMbOver64, &large)
+        );
+        assert!(term_value(Term::DecodeGemvStreamedMbOver64, &large) > 64.0);
+        // Two sequences: the shared cliff applies, the one-sequence one does not.
+        let batched = at(8, 2);
+        assert!(term_value(Term::DecodeStreamedMbOver64, &batched) > 64.0);
+        assert_eq!(term_value(Term::DecodeGemvStreamedMbOver64, &batched), 0.0);
+        assert!(Term::DecodeGemvStreamedMbOver96.is_cache_cliff());
     }
 
     #[test]

@@ -19,6 +19,38 @@ pub struct LoadReading {
 /// Above this many busy cores of others, a measurement is flagged.
 pub const OTHER_LOAD_WARNING_CORES: f64 = 0.25;
 
+/// Above this share of CPU time taken by the hypervisor, a measurement is flagged.
+pub const STEAL_WARNING_PCT: f64 = 2.0;
+
+impl LoadReading {
+    /// What disturbed the measurement, if the machine was not its own while
+    /// it ran (empty if it was): the readings behind the runner's load
+    /// warnings. Such a timing describes the neighbours as much as the shape,
+    /// so fitting leaves it out.
+    pub fn disturbances(&self) -> Vec<String> {
+        let mut why = vec![];
+        if let (true, Some(other)) = (self.busy(), self.other_cores) {
+            why.push(format!(
+                "other processes kept {other:.2} cores busy while measuring"
+            ));
+        }
+        if let (true, Some(steal)) = (self.stolen(), self.steal_pct) {
+            why.push(format!("the hypervisor stole {steal:.1}% of CPU time"));
+        }
+        why
+    }
+
+    /// Other processes kept more than [`OTHER_LOAD_WARNING_CORES`] busy.
+    pub fn busy(&self) -> bool {
+        self.other_cores.is_some_and(|c| c > OTHER_LOAD_WARNING_CORES)
+    }
+
+    /// The hypervisor took more than [`STEAL_WARNING_PCT`] of CPU time.
+    pub fn stolen(&self) -> bool {
+        self.steal_pct.is_some_and(|s| s > STEAL_WARNING_PCT)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Snapshot {
     /// utime+stime of every other process, by pid.
