@@ -1,11 +1,11 @@
 //! The embedded default profile reproduces the committed measurements within
-//! its own stated error, once each session is scaled to its reference session
-//! as the fit does (the profile describes the machine in its reference session):
-//! prefill and decode models alike.
+//! its own stated error, once disturbed measurements are left out and each
+//! session is scaled to its reference session as the fit does (the profile
+//! describes the machine in its reference session): prefill and decode models alike.
 
 use std::path::Path;
 
-use bench::fitting::normalize_sessions;
+use bench::fitting::{leave_out_disturbed, normalize_sessions};
 use bench::record::{self, Status};
 use planner::predict::predict_backend;
 
@@ -17,6 +17,7 @@ fn default_profile_reproduces_committed_measurements() {
         .iter()
         .map(|f| (f.display().to_string(), record::read(f).unwrap().measurements))
         .collect();
+    leave_out_disturbed(&mut sessions);
     normalize_sessions(&mut sessions);
     let measurements: Vec<record::Measurement> = sessions.into_iter().flat_map(|(_, ms)| ms).collect();
     let profile = planner::default_profile();

@@ -55,6 +55,12 @@ proptest! {
     /// (L = 12, d = 768, c = 128: 84 ms vs 123 ms); what must hold is that
     /// batching never makes a sequence's token slower, unless the larger KV
     /// cache pushes the step's bytes past a cache size (a cliff term jumps).
+    /// One exception, measured: the first extra sequence switches kernels (the
+    /// matrix-vector products become matrix products), and on flex that made
+    /// a sequence slower: L = 1, d = 64, c = 1 took 0.86 ms at b = 1 and
+    /// 1.93 ms at b = 2 (`data/probes/decode-batch-probe.jsonl`; its LM head is nearly all
+    /// the weights). From b = 1 to 2 the step may therefore more than double,
+    /// but not beyond 2.5× (the measured worst is 2.25×).
     #[test]
     fn decode_grows_with_depth_and_context_and_batching_never_slows_a_sequence(
         layers in 1u64..100, width_heads in 1u64..32, context in 1u64..4000, batch in 1u64..16,
@@ -88,8 +94,10 @@ proptest! {
             }
             let per_sequence = ms / batch as f64;
             let per_sequence_batched = b.model.predict_ms(&batched) / (batch + 1) as f64;
+            // Per sequence: 2.5× the step shared by 2 sequences is 1.25× each.
+            let kernel_switch = if batch == 1 { 0.25 } else { 1e-9 };
             prop_assert!(
-                per_sequence_batched <= per_sequence * (1.0 + 1e-9),
+                per_sequence_batched <= per_sequence * (1.0 + kernel_switch),
                 "{}: {per_sequence_batched} > {per_sequence} per sequence at batch {}",
                 b.backend,
                 batch + 1
