@@ -576,7 +576,7 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
     {
         let p = &f.profile;
         eprintln!(
-            "{} {phase}: {} shapes, held-out MAPE {:.1}%, {:.0}% within ±10%, pairwise {:.1}%, noise floor {}",
+            "{} {phase}: {} shapes, held-out MAPE {:.1}%, {:.1}% within ±10%, pairwise {:.1}%, noise floor {}",
             p.backend,
             p.measurements,
             p.held_out.mape_pct,

@@ -16,7 +16,7 @@ fn acc_row(out: &mut String, name: &str, a: &Accuracy, r2: Option<(f64, f64)>) {
     let r2 = r2.map_or("–".to_string(), |(r, adj)| format!("{r:.3} / {adj:.3}"));
     let _ = writeln!(
         out,
-        "| {name} | {} | {:.1}% | {:.0}% | {:.1}% | {:.3} | {:.1}% | {r2} |",
+        "| {name} | {} | {:.1}% | {:.1}% | {:.1}% | {:.3} | {:.1}% | {r2} |",
         a.method,
         a.mape_pct,
         100.0 * a.within_10pct,
