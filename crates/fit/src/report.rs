@@ -66,16 +66,10 @@ fn held_out_csv(pts: &[Point], held_out_ms: &[f64]) -> String {
         "layers,d_model,heads,seq,batch,vocab,family,measured_ms,rel_uncertainty,held_out_ms,error_pct\n",
     );
     for (p, &predicted) in pts.iter().zip(held_out_ms) {
-        let s = &p.shape;
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{:.6},{:.4},{:.6},{:.2}",
-            s.layers(),
-            s.d_model(),
-            s.heads(),
-            s.seq(),
-            s.batch(),
-            s.vocab(),
+            "{},{},{:.6},{:.4},{:.6},{:.2}",
+            shape_cells(&p.shape, ","),
             p.family.replace(',', ";"),
             p.median_ms,
             p.rel_uncertainty,
@@ -84,6 +78,14 @@ fn held_out_csv(pts: &[Point], held_out_ms: &[f64]) -> String {
         );
     }
     csv
+}
+
+/// A shape's L, d_model, heads, seq, batch and vocab, joined by `separator`
+/// (the leading columns of the report's shape tables and of its CSV files).
+fn shape_cells(s: &planner::Shape, separator: &str) -> String {
+    [s.layers(), s.d_model(), s.heads(), s.seq(), s.batch(), s.vocab()]
+        .map(|x| x.to_string())
+        .join(separator)
 }
 
 /// How many of the largest held-out errors the report lists.
@@ -99,16 +101,10 @@ fn worst_predictions(out: &mut String, pts: &[Point], held_out_ms: &[f64]) {
         "Largest held-out errors (median prediction over the repetitions):\n\n| L | d_model | heads | seq / context | batch | vocab | measured | predicted | error |\n|---|---|---|---|---|---|---|---|---|"
     );
     for &i in idx.iter().take(WORST_LISTED) {
-        let s = &pts[i].shape;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:+.1}% |",
-            s.layers(),
-            s.d_model(),
-            s.heads(),
-            s.seq(),
-            s.batch(),
-            s.vocab(),
+            "| {} | {} | {} | {:+.1}% |",
+            shape_cells(&pts[i].shape, " | "),
             planner::format::duration_ms(pts[i].median_ms),
             planner::format::duration_ms(held_out_ms[i]),
             100.0 * error(i)
