@@ -457,7 +457,7 @@ fn evaluate(fits: &[fit::profile_fit::BackendFit], paths: &[PathBuf]) -> anyhow:
             let measured: Vec<f64> = d.points.iter().map(|p| p.median_ms).collect();
             let a = fit::metrics::accuracy("independent", &predicted, &measured);
             eprintln!(
-                "{}: on {} shapes of {}: MAPE {:.1}%, {:.0}% within ±10%, worst {:.0}%, pairwise {:.1}%",
+                "{}: on {} shapes of {}: MAPE {:.1}%, {:.1}% within ±10%, worst {:.0}%, pairwise {:.1}%",
                 f.profile.backend,
                 a.n,
                 path.display(),
@@ -554,7 +554,7 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
         b.memory = bench::memory::calibration(&memory, &b.backend, cpu);
         if let Some(c) = &b.memory {
             eprintln!(
-                "{} memory: runtime {}, matrix-product workspace {}; leave-one-out MAPE {:.1}%, {:.0}% within ±10% ({} shapes)",
+                "{} memory: runtime {}, matrix-product workspace {}; leave-one-out MAPE {:.1}%, {:.1}% within ±10% ({} shapes)",
                 b.backend,
                 planner::format::bytes(c.runtime_bytes),
                 planner::format::bytes(c.matmul_workspace_bytes),
