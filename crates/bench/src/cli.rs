@@ -441,34 +441,58 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints how well each fitted backend predicts independently measured shapes.
-fn evaluate(fits: &[fit::profile_fit::BackendFit], paths: &[PathBuf]) -> anyhow::Result<()> {
+/// Reads the files a new profile is checked against, leaving out (and saying
+/// so) the measurements disturbed by other load, as the fit does.
+fn load_evaluation(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Vec<bench::record::Measurement>)>> {
+    let mut out = vec![];
     for path in paths {
-        let others = fitting::group(&load(std::slice::from_ref(path))?, Phase::Prefill);
-        for f in fits {
-            let Some(d) = others.iter().find(|d| d.backend == f.profile.backend) else {
-                continue;
-            };
-            let predicted: Vec<f64> = d
-                .points
-                .iter()
-                .map(|p| f.profile.model.predict_ms(&p.shape))
-                .collect();
-            let measured: Vec<f64> = d.points.iter().map(|p| p.median_ms).collect();
-            let a = fit::metrics::accuracy("independent", &predicted, &measured);
-            eprintln!(
-                "{}: on {} shapes of {}: MAPE {:.1}%, {:.1}% within ±10%, worst {:.0}%, pairwise {:.1}%",
-                f.profile.backend,
-                a.n,
-                path.display(),
-                a.mape_pct,
-                100.0 * a.within_10pct,
-                a.worst_pct,
-                100.0 * a.pairwise
-            );
+        let mut sessions = load_sessions(std::slice::from_ref(path))?;
+        for note in fitting::leave_out_disturbed(&mut sessions) {
+            eprintln!("evaluation {note}");
+        }
+        out.push((
+            path.clone(),
+            sessions.into_iter().flat_map(|(_, ms)| ms).collect(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Prints how well each fitted backend predicts independently measured
+/// shapes, prefill and decode alike.
+fn evaluate(
+    fits: &[fit::profile_fit::BackendFit],
+    decode_fits: &[fit::profile_fit::BackendFit],
+    evaluation: &[(PathBuf, Vec<bench::record::Measurement>)],
+) {
+    for (path, measurements) in evaluation {
+        for (phase, fits) in [(Phase::Prefill, fits), (Phase::Decode, decode_fits)] {
+            let others = fitting::group(measurements, phase);
+            for f in fits {
+                let Some(d) = others.iter().find(|d| d.backend == f.profile.backend) else {
+                    continue;
+                };
+                let predicted: Vec<f64> = d
+                    .points
+                    .iter()
+                    .map(|p| f.profile.model.predict_ms(&p.shape))
+                    .collect();
+                let measured: Vec<f64> = d.points.iter().map(|p| p.median_ms).collect();
+                let a = fit::metrics::accuracy("independent", &predicted, &measured);
+                eprintln!(
+                    "{} {}: on {} shapes of {}: MAPE {:.1}%, {:.1}% within ±10%, worst {:.0}%, pairwise {:.1}%",
+                    f.profile.backend,
+                    phase.name(),
+                    a.n,
+                    path.display(),
+                    a.mape_pct,
+                    100.0 * a.within_10pct,
+                    a.worst_pct,
+                    100.0 * a.pairwise
+                );
+            }
         }
     }
-    Ok(())
 }
 
 /// Reads measurement files (folders: every *.jsonl in them), one session per file.
@@ -499,10 +523,6 @@ fn load_sessions(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<bench::re
     Ok(sessions)
 }
 
-fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<bench::record::Measurement>> {
-    Ok(load_sessions(paths)?.into_iter().flat_map(|(_, ms)| ms).collect())
-}
-
 /// What a fit produced, for the report.
 struct Fitted {
     data: Vec<fitting::BackendData>,
@@ -521,6 +541,7 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
     // Read every input before the (long) fit, so a broken file fails at once.
     let memory = bench::memory::read(&args.memory)?;
     let mut sessions = load_sessions(&args.measurements)?;
+    let evaluation = load_evaluation(&args.evaluate)?;
     let left_out = fitting::leave_out_disturbed(&mut sessions);
     for note in &left_out {
         eprintln!("{note}");
@@ -586,7 +607,7 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
         );
     }
     eprintln!("wrote {}", args.out.display());
-    evaluate(&fits, &args.evaluate)?;
+    evaluate(&fits, &decode_fits, &evaluation);
     let memory_calibrations = profile
         .backends
         .iter()

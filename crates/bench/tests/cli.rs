@@ -93,3 +93,70 @@ fn bad_decode_and_memory_input_are_clear_errors() {
     assert!(err.contains("memory.jsonl line 1"), "{err}");
     assert!(!profile.exists());
 }
+
+/// `fit --evaluate` checks the new profile against independently measured
+/// shapes in both phases; an evaluation file that cannot be read fails before
+/// the fit and writes no profile.
+#[test]
+fn fit_evaluates_prefill_and_decode_on_independent_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.json");
+    let profile = profile.to_str().unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/measurements/");
+    let file = |name: &str| format!("{data}{name}");
+    let fit_args = |evaluate: &[String]| {
+        let mut args: Vec<String> = [
+            "fit",
+            "--measurements",
+            &file("cpu-pass1.jsonl"),
+            "--measurements",
+            &file("decode-batch2-pass1.jsonl"),
+            "--memory",
+            "/nonexistent/memory.jsonl",
+            "--out",
+            profile,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for e in evaluate {
+            args.extend(["--evaluate".to_string(), e.clone()]);
+        }
+        args
+    };
+    let run = |args: Vec<String>| bench(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let (code, err) = run(fit_args(&["/nonexistent/evaluation.jsonl".to_string()]));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("/nonexistent/evaluation.jsonl"), "{err}");
+    assert!(
+        !std::path::Path::new(profile).exists(),
+        "no fit without its evaluation"
+    );
+
+    let (code, err) = run(fit_args(&[
+        file("cpu-pass2.jsonl"),
+        file("decode-batch2-pass2.jsonl"),
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    for (backend, phase, name) in [
+        ("flex", "prefill", "cpu-pass2.jsonl"),
+        ("ndarray", "prefill", "cpu-pass2.jsonl"),
+        ("flex", "decode", "decode-batch2-pass2.jsonl"),
+        ("ndarray", "decode", "decode-batch2-pass2.jsonl"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&format!("{backend} {phase}: on "))
+                    && l.contains(name)
+                    && l.contains("MAPE")),
+            "no {backend} {phase} evaluation on {name}:\n{err}"
+        );
+    }
+    // A prefill file holds no decode shapes, and the reverse: no line pairs them.
+    assert!(
+        !err.lines()
+            .any(|l| l.contains("decode: on") && l.contains("cpu-pass2")),
+        "{err}"
+    );
+}
