@@ -77,7 +77,7 @@ pub fn leave_out_disturbed(sessions: &mut [(String, Vec<Measurement>)]) -> Vec<S
         if ms.len() < before {
             let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n}: {r}")).collect();
             notes.push(format!(
-                "`{name}`: {} of {before} measurements left out of the fit, taken while the machine was not their own ({}; above the runner's warning thresholds of {}% stolen, {} cores busy)",
+                "`{name}`: {} of {before} measurements left out, taken while the machine was not their own ({}; above the runner's warning thresholds of {}% stolen, {} cores busy)",
                 before - ms.len(),
                 why.join(", "),
                 crate::harness::load::STEAL_WARNING_PCT,
