@@ -441,6 +441,12 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// "MAPE 6.2%, 85.5% within ±10%": every accuracy line prints these two alike
+/// (to one decimal, so 84.9% never reads as 85%).
+fn mape_and_within(mape_pct: f64, within_10pct: f64) -> String {
+    format!("MAPE {mape_pct:.1}%, {:.1}% within ±10%", 100.0 * within_10pct)
+}
+
 /// Reads the files a new profile is checked against, leaving out (and saying
 /// so) the measurements disturbed by other load, as the fit does.
 fn load_evaluation(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Vec<bench::record::Measurement>)>> {
@@ -480,13 +486,12 @@ fn evaluate(
                 let measured: Vec<f64> = d.points.iter().map(|p| p.median_ms).collect();
                 let a = fit::metrics::accuracy("independent", &predicted, &measured);
                 eprintln!(
-                    "{} {}: on {} shapes of {}: MAPE {:.1}%, {:.1}% within ±10%, worst {:.0}%, pairwise {:.1}%",
+                    "{} {}: on {} shapes of {}: {}, worst {:.0}%, pairwise {:.1}%",
                     f.profile.backend,
                     phase.name(),
                     a.n,
                     path.display(),
-                    a.mape_pct,
-                    100.0 * a.within_10pct,
+                    mape_and_within(a.mape_pct, a.within_10pct),
                     a.worst_pct,
                     100.0 * a.pairwise
                 );
@@ -575,12 +580,11 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
         b.memory = bench::memory::calibration(&memory, &b.backend, cpu);
         if let Some(c) = &b.memory {
             eprintln!(
-                "{} memory: runtime {}, matrix-product workspace {}; leave-one-out MAPE {:.1}%, {:.1}% within ±10% ({} shapes)",
+                "{} memory: runtime {}, matrix-product workspace {}; leave-one-out {} ({} shapes)",
                 b.backend,
                 planner::format::bytes(c.runtime_bytes),
                 planner::format::bytes(c.matmul_workspace_bytes),
-                c.held_out_mape_pct,
-                100.0 * c.held_out_within_10pct,
+                mape_and_within(c.held_out_mape_pct, c.held_out_within_10pct),
                 c.measurements
             );
         }
@@ -597,11 +601,10 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
     {
         let p = &f.profile;
         eprintln!(
-            "{} {phase}: {} shapes, held-out MAPE {:.1}%, {:.1}% within ±10%, pairwise {:.1}%, noise floor {}",
+            "{} {phase}: {} shapes, held-out {}, pairwise {:.1}%, noise floor {}",
             p.backend,
             p.measurements,
-            p.held_out.mape_pct,
-            100.0 * p.held_out.within_10pct,
+            mape_and_within(p.held_out.mape_pct, p.held_out.within_10pct),
             100.0 * p.held_out.pairwise,
             p.noise_floor_pct.map_or("unknown".into(), |n| format!("{n:.1}%"))
         );
