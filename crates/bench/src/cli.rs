@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bench::harness::rounds::Schedule;
 use bench::model::Gelu;
-use bench::record::{self, Status};
+use bench::record::Status;
 use bench::runner::{self, RunOptions};
 use bench::sweep::{self, Sweep};
 use bench::{backend, fitting, summary};
@@ -447,137 +447,34 @@ fn mape_and_within(mape_pct: f64, within_10pct: f64) -> String {
     format!("MAPE {mape_pct:.1}%, {:.1}% within ±10%", 100.0 * within_10pct)
 }
 
-/// Reads the files a new profile is checked against, leaving out (and saying
-/// so) the measurements disturbed by other load, as the fit does.
-fn load_evaluation(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Vec<bench::record::Measurement>)>> {
-    let mut out = vec![];
-    for path in paths {
-        let mut sessions = load_sessions(std::slice::from_ref(path))?;
-        for note in fitting::leave_out_disturbed(&mut sessions) {
-            eprintln!("evaluation {note}");
-        }
-        out.push((
-            path.clone(),
-            sessions.into_iter().flat_map(|(_, ms)| ms).collect(),
-        ));
-    }
-    Ok(out)
-}
-
-/// Prints how well each fitted backend predicts independently measured
-/// shapes, prefill and decode alike.
-fn evaluate(
-    fits: &[fit::profile_fit::BackendFit],
-    decode_fits: &[fit::profile_fit::BackendFit],
-    evaluation: &[(PathBuf, Vec<bench::record::Measurement>)],
-) {
-    for (path, measurements) in evaluation {
-        for (phase, fits) in [(Phase::Prefill, fits), (Phase::Decode, decode_fits)] {
-            let others = fitting::group(measurements, phase);
-            for f in fits {
-                let Some(d) = others.iter().find(|d| d.backend == f.profile.backend) else {
-                    continue;
-                };
-                let predicted: Vec<f64> = d
-                    .points
-                    .iter()
-                    .map(|p| f.profile.model.predict_ms(&p.shape))
-                    .collect();
-                let measured: Vec<f64> = d.points.iter().map(|p| p.median_ms).collect();
-                let a = fit::metrics::accuracy("independent", &predicted, &measured);
-                eprintln!(
-                    "{} {}: on {} shapes of {}: {}, worst {:.0}%, pairwise {:.1}%",
-                    f.profile.backend,
-                    phase.name(),
-                    a.n,
-                    path.display(),
-                    mape_and_within(a.mape_pct, a.within_10pct),
-                    a.worst_pct,
-                    100.0 * a.pairwise
-                );
-            }
+impl FitArgs {
+    fn options(&self) -> fitting::FitOptions {
+        fitting::FitOptions {
+            measurements: self.measurements.clone(),
+            evaluate: self.evaluate.clone(),
+            memory: self.memory.clone(),
+            name: self.name.clone(),
         }
     }
 }
 
-/// Reads measurement files (folders: every *.jsonl in them), one session per file.
-fn load_sessions(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<bench::record::Measurement>)>> {
-    let mut files = vec![];
-    for path in paths {
-        if path.is_dir() {
-            files.extend(record::jsonl_files(path).with_context(|| format!("reading {}", path.display()))?);
-        } else {
-            files.push(path.clone());
-        }
+/// Fits, writes the profile, and prints what the fit found.
+fn fit(args: &FitArgs) -> anyhow::Result<fitting::Fitted> {
+    let fitted = fitting::fit(&args.options())?;
+    let o = &fitted.outcome;
+    for line in &fitted.skipped_lines {
+        eprintln!("warning: {line}");
     }
-    let mut sessions = vec![];
-    for file in files {
-        let r = record::read(&file).with_context(|| format!("reading {}", file.display()))?;
-        for (line, why) in &r.skipped {
-            eprintln!("warning: {}: skipped line {line}: {why}", file.display());
-        }
-        let name = file.file_name().map_or_else(
-            || file.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        sessions.push((name, r.measurements));
+    for note in &o.evaluation_left_out {
+        eprintln!("evaluation {note}");
     }
-    if sessions.iter().all(|(_, ms)| ms.is_empty()) {
-        bail!("no measurements found in {:?}", paths);
-    }
-    Ok(sessions)
-}
-
-/// What a fit produced, for the report.
-struct Fitted {
-    data: Vec<fitting::BackendData>,
-    fits: Vec<fit::profile_fit::BackendFit>,
-    decode_data: Vec<fitting::BackendData>,
-    decode_fits: Vec<fit::profile_fit::BackendFit>,
-    factors: Vec<fitting::SessionFactor>,
-    /// Per session, the measurements left out as disturbed (empty if none).
-    left_out: Vec<String>,
-    memory: Vec<bench::memory::MemoryMeasurement>,
-    /// Each backend's memory overheads, as written into the profile.
-    memory_calibrations: Vec<(String, planner::memory::MemoryCalibration)>,
-}
-
-fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
-    // Read every input before the (long) fit, so a broken file fails at once.
-    let memory = bench::memory::read(&args.memory)?;
-    let mut sessions = load_sessions(&args.measurements)?;
-    let evaluation = load_evaluation(&args.evaluate)?;
-    let left_out = fitting::leave_out_disturbed(&mut sessions);
-    for note in &left_out {
+    for note in &o.left_out {
         eprintln!("{note}");
     }
-    let factors = fitting::normalize_sessions(&mut sessions);
-    for f in factors.iter().filter(|f| !f.reference) {
+    for f in o.factors.iter().filter(|f| !f.reference) {
         eprintln!("{f}");
     }
-    let measurements: Vec<bench::record::Measurement> = sessions.into_iter().flat_map(|(_, ms)| ms).collect();
-    let data = fitting::group(&measurements, Phase::Prefill);
-    let decode_data = fitting::group(&measurements, Phase::Decode);
-    let source = format!(
-        "{} ({} measurements)",
-        args.measurements
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        measurements.len()
-    );
-    let newest = measurements
-        .iter()
-        .map(|m| m.timestamp_utc.as_str())
-        .max()
-        .unwrap_or("")
-        .to_string();
-    let (mut profile, fits, decode_fits) =
-        fitting::fit_profile(&data, &decode_data, &args.name, &source, &newest)?;
-    for b in &mut profile.backends {
-        let cpu = b.fingerprint.get("cpu").map(String::as_str);
-        b.memory = bench::memory::calibration(&memory, &b.backend, cpu);
+    for b in &o.profile.backends {
         if let Some(c) = &b.memory {
             eprintln!(
                 "{} memory: runtime {}, matrix-product workspace {}; leave-one-out {} ({} shapes)",
@@ -592,12 +489,13 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.out, profile.to_json() + "\n")
+    std::fs::write(&args.out, o.profile.to_json() + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
-    for (f, phase) in fits
+    for (f, phase) in o
+        .fits
         .iter()
-        .map(|f| (f, "prefill"))
-        .chain(decode_fits.iter().map(|f| (f, "decode")))
+        .map(|f| (f, Phase::Prefill))
+        .chain(o.decode_fits.iter().map(|f| (f, Phase::Decode)))
     {
         let p = &f.profile;
         eprintln!(
@@ -610,48 +508,25 @@ fn fit(args: &FitArgs) -> anyhow::Result<Fitted> {
         );
     }
     eprintln!("wrote {}", args.out.display());
-    evaluate(&fits, &decode_fits, &evaluation);
-    let memory_calibrations = profile
-        .backends
-        .iter()
-        .filter_map(|b| Some((b.backend.clone(), b.memory.clone()?)))
-        .collect();
-    Ok(Fitted {
-        data,
-        fits,
-        decode_data,
-        decode_fits,
-        factors,
-        left_out,
-        memory,
-        memory_calibrations,
-    })
+    for e in &o.evaluations {
+        let a = &e.accuracy;
+        eprintln!(
+            "{} {}: on {} shapes of {}: {}, worst {:.0}%, pairwise {:.1}%",
+            e.backend,
+            e.phase,
+            a.n,
+            e.source,
+            mape_and_within(a.mape_pct, a.within_10pct),
+            a.worst_pct,
+            100.0 * a.pairwise
+        );
+    }
+    Ok(fitted)
 }
 
 fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let fitted = fit(&args.fit)?;
-    let points: Vec<Vec<fit::Point>> = fitted.data.into_iter().map(|d| d.points).collect();
-    let decode_points: Vec<Vec<fit::Point>> = fitted.decode_data.into_iter().map(|d| d.points).collect();
-    let sessions: Vec<String> = fitted
-        .left_out
-        .iter()
-        .cloned()
-        .chain(fitted.factors.iter().map(ToString::to_string))
-        .collect();
-    let memory = &fitted.memory;
-    let (markdown, files) = fit::report::render(
-        &fitted.fits,
-        &points,
-        &sessions,
-        &fit::report::DecodeInputs {
-            fits: &fitted.decode_fits,
-            points: &decode_points,
-            memory_table: (!memory.is_empty()).then(|| {
-                bench::memory::accuracy_table(memory) + "\n" + &bench::memory::calibrated_table(memory)
-            }),
-            memory_calibrations: fitted.memory_calibrations,
-        },
-    );
+    let (markdown, files) = fitting::report(&fitted);
     std::fs::create_dir_all(&args.dir)?;
     std::fs::write(args.dir.join("report.md"), markdown)?;
     for (name, svg) in files {
@@ -673,49 +548,8 @@ fn memory_probe(args: &ProbeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `bench memory-probe` for one shape in a fresh process.
-fn probe_in_child(
-    backend: &str,
-    phase: Phase,
-    shape: &planner::Shape,
-) -> anyhow::Result<bench::memory::ProbeReading> {
-    let exe = std::env::current_exe().context("finding this program to run the probe")?;
-    let spec = format!(
-        "{},{},{},{},{},{}",
-        shape.layers(),
-        shape.d_model(),
-        shape.heads(),
-        shape.seq(),
-        shape.batch(),
-        shape.vocab()
-    );
-    let output = std::process::Command::new(exe)
-        .args([
-            "memory-probe",
-            "--backend",
-            backend,
-            "--mode",
-            phase.name(),
-            "--shape",
-            &spec,
-        ])
-        .envs(bench::memory::PROBE_ENV)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .context("starting the memory probe")?;
-    if !output.status.success() {
-        let err = String::from_utf8_lossy(&output.stderr);
-        bail!(
-            "probe failed ({}): {}",
-            output.status,
-            err.trim().lines().last().unwrap_or("")
-        );
-    }
-    serde_json::from_slice(&output.stdout).context("reading the probe's answer")
-}
-
 fn memory(args: &MemoryArgs) -> anyhow::Result<()> {
-    use bench::memory::{MEMORY_SCHEMA_VERSION, MemoryMeasurement};
+    use bench::memory::Progress;
     let sweeps = sweeps_for(args.mode, args.sweep.as_deref(), args.quick, None)?;
     let backends = if args.backend.is_empty() {
         cpu_backends()
@@ -729,67 +563,38 @@ fn memory(args: &MemoryArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let existing = bench::memory::read(&args.out)?;
-    let mut errors = vec![];
-    for name in &backends {
-        let fp = bench::fingerprint::Fingerprint::current(name);
-        let fp_id = fp.id();
-        for (phase, sweep) in &sweeps {
-            for entry in &sweep.entries {
-                let s = &entry.shape;
-                let key = (fp_id.clone(), phase.name().to_string(), record::shape_key(s));
-                if existing
-                    .iter()
-                    .any(|m| (m.fingerprint_id.clone(), m.kind.clone(), m.shape.key()) == key)
-                {
-                    continue;
-                }
-                let predicted = planner::memory::estimate(s, *phase);
-                let reading = match probe_in_child(name, *phase, s) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("{name} {} {s}: {e:#}", phase.name());
-                        errors.push(format!("{name} {} {s}", phase.name()));
-                        continue;
-                    }
-                };
-                let m = MemoryMeasurement {
-                    schema_version: MEMORY_SCHEMA_VERSION,
-                    kind: phase.name().into(),
-                    backend: name.clone(),
-                    shape: bench::record::ShapeFields::of(s),
-                    params_total: s.accounting().params.total,
-                    baseline_rss_bytes: reading.baseline_rss_bytes,
-                    held_bytes: reading.held_bytes,
-                    peak_bytes: reading.peak_bytes,
-                    predicted,
-                    timestamp_utc: runner::now_utc(),
-                    fingerprint: fp.clone(),
-                    fingerprint_id: fp_id.clone(),
-                };
-                bench::memory::append(&args.out, &m)
-                    .with_context(|| format!("appending to {}", args.out.display()))?;
-                eprintln!(
-                    "{name:<8} {:<7} {s:<40} peak {:>9}  predicted {:>9}  {:+.1}%",
-                    phase.name(),
-                    planner::format::bytes(m.peak_bytes),
-                    planner::format::bytes(predicted.total_bytes),
-                    100.0 * m.relative_error()
-                );
-            }
-        }
-    }
-    let all = bench::memory::read(&args.out)?;
+    let program = std::env::current_exe().context("finding this program to run the probe")?;
+    let failed = bench::memory::run(
+        &bench::memory::RunOptions {
+            backends: &backends,
+            sweeps: &sweeps,
+            out: &args.out,
+            probe_program: &program,
+        },
+        |progress| match progress {
+            Progress::Measured(m) => eprintln!(
+                "{:<8} {:<7} {:<40} peak {:>9}  predicted {:>9}  {:+.1}%",
+                m.backend,
+                m.kind,
+                m.shape.shape().map_or_else(|_| m.shape.key(), |s| s.to_string()),
+                planner::format::bytes(m.peak_bytes),
+                planner::format::bytes(m.predicted.total_bytes),
+                100.0 * m.relative_error()
+            ),
+            Progress::Failed(name, phase, s, e) => eprintln!("{name} {phase} {s}: {e:#}"),
+        },
+    )?;
+    let all = fitting::memory_observations(&bench::memory::read(&args.out)?);
     print!(
         "{}\n{}",
-        bench::memory::accuracy_table(&all),
-        bench::memory::calibrated_table(&all)
+        fit::memory::accuracy_table(&all),
+        fit::memory::calibrated_table(&all)
     );
-    if !errors.is_empty() {
+    if !failed.is_empty() {
         bail!(
             "{} shape(s) could not be measured: {}",
-            errors.len(),
-            errors.join(", ")
+            failed.len(),
+            failed.join(", ")
         );
     }
     Ok(())

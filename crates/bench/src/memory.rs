@@ -33,8 +33,11 @@ use burn::tensor::{Device, Tensor};
 use planner::{Phase, Shape};
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
 use crate::fingerprint::Fingerprint;
 use crate::model::{Decoder, Gelu};
+use crate::sweep::Sweep;
 
 /// Version of the memory line format.
 pub const MEMORY_SCHEMA_VERSION: u32 = 1;
@@ -55,8 +58,8 @@ pub struct ProbeReading {
 pub struct MemoryMeasurement {
     /// [`MEMORY_SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// `prefill` or `decode` (see [`planner::Phase`]).
-    pub kind: String,
+    /// `prefill` or `decode`.
+    pub kind: Phase,
     /// Backend name.
     pub backend: String,
     /// The shape (`seq` is the context for decode).
@@ -116,113 +119,6 @@ pub fn read(path: &std::path::Path) -> anyhow::Result<Vec<MemoryMeasurement>> {
             Ok(m)
         })
         .collect()
-}
-
-fn samples_of(all: &[&MemoryMeasurement]) -> Vec<planner::memory::MemorySample> {
-    all.iter()
-        .filter_map(|m| {
-            let phase = Phase::from_name(&m.kind)?;
-            let shape = m.shape.shape().ok()?;
-            Some(planner::memory::MemorySample {
-                estimated_bytes: planner::memory::estimate(&shape, phase).total_bytes,
-                measured_bytes: m.peak_bytes,
-                matrix_products: planner::memory::uses_matrix_products(&shape, phase),
-            })
-        })
-        .collect()
-}
-
-/// Peaks below this are dominated by a backend's fixed few MiB: reported apart.
-pub const SMALL_PEAK_BYTES: u64 = 32 << 20;
-
-/// n, MAPE %, % within ±10%, signed worst % of relative errors.
-fn error_summary(errors: &[f64]) -> (usize, f64, f64, f64) {
-    let n = errors.len().max(1) as f64;
-    let mape = 100.0 * errors.iter().map(|e| e.abs()).sum::<f64>() / n;
-    let within = 100.0 * errors.iter().filter(|e| e.abs() <= 0.10).count() as f64 / n;
-    let worst = errors
-        .iter()
-        .fold(0.0f64, |w, e| if e.abs() > w.abs() { *e } else { w });
-    (errors.len(), mape, within, 100.0 * worst)
-}
-
-/// Leave-one-shape-out error of the calibrated estimate, per backend, phase
-/// and size (peaks under / over 32 MiB), as a text table.
-pub fn calibrated_table(all: &[MemoryMeasurement]) -> String {
-    use std::fmt::Write;
-    let mut backends: Vec<&str> = all.iter().map(|m| m.backend.as_str()).collect();
-    backends.sort_unstable();
-    backends.dedup();
-    let mut groups: std::collections::BTreeMap<(String, String, &str), Vec<f64>> = Default::default();
-    for b in backends {
-        let ms: Vec<&MemoryMeasurement> = all
-            .iter()
-            .filter(|m| m.backend == b && Phase::from_name(&m.kind).is_some() && m.shape.shape().is_ok())
-            .collect();
-        let errors = planner::memory::leave_one_out_errors(&samples_of(&ms));
-        for (m, e) in ms.iter().zip(errors) {
-            let size = if m.peak_bytes < SMALL_PEAK_BYTES {
-                "< 32 MiB"
-            } else {
-                ">= 32 MiB"
-            };
-            groups
-                .entry((b.to_string(), m.kind.clone(), size))
-                .or_default()
-                .push(e);
-        }
-    }
-    let mut out = format!(
-        "with fitted overheads, leave-one-shape-out:\n{:<8} {:<7} {:<9} {:>4} {:>8} {:>11} {:>8}\n",
-        "backend", "phase", "peak", "n", "MAPE %", "within 10%", "worst %"
-    );
-    for ((backend, kind, size), errors) in groups {
-        let (n, mape, within, worst) = error_summary(&errors);
-        let _ = writeln!(
-            out,
-            "{backend:<8} {kind:<7} {size:<9} {n:>4} {mape:>8.1} {within:>10.0}% {worst:>+8.1}"
-        );
-    }
-    out
-}
-
-/// The overheads of `backend` beyond tensors, fitted from its measurements on
-/// the CPU named `cpu` (when given: another machine's overheads are not this
-/// one's). The planner's tensor estimate is recomputed, not read from the file.
-pub fn calibration(
-    all: &[MemoryMeasurement],
-    backend: &str,
-    cpu: Option<&str>,
-) -> Option<planner::memory::MemoryCalibration> {
-    let ms: Vec<&MemoryMeasurement> = all
-        .iter()
-        .filter(|m| m.backend == backend && cpu.is_none_or(|c| m.fingerprint.cpu == c))
-        .collect();
-    planner::memory::calibrate(&samples_of(&ms))
-}
-
-/// Prediction error per backend and phase: n, MAPE, within ±10%, worst.
-pub fn accuracy_table(all: &[MemoryMeasurement]) -> String {
-    use std::fmt::Write;
-    let mut groups: std::collections::BTreeMap<(String, String), Vec<f64>> = Default::default();
-    for m in all {
-        groups
-            .entry((m.backend.clone(), m.kind.clone()))
-            .or_default()
-            .push(m.relative_error());
-    }
-    let mut out = format!(
-        "tensors alone (planner::memory::estimate):\n{:<8} {:<7} {:>4} {:>8} {:>11} {:>8}\n",
-        "backend", "phase", "n", "MAPE %", "within 10%", "worst %"
-    );
-    for ((backend, kind), errors) in groups {
-        let (n, mape, within, worst) = error_summary(&errors);
-        let _ = writeln!(
-            out,
-            "{backend:<8} {kind:<7} {n:>4} {mape:>8.1} {within:>10.0}% {worst:>+8.1}"
-        );
-    }
-    out
 }
 
 /// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`).
@@ -293,6 +189,118 @@ pub fn probe(backend: &str, shape: &Shape, phase: Phase, gelu: Gelu) -> anyhow::
         held_bytes: held,
         peak_bytes: peak.saturating_sub(baseline),
     })
+}
+
+/// What `run` measures.
+pub struct RunOptions<'a> {
+    /// CPU backends, checked by the caller.
+    pub backends: &'a [String],
+    /// The sweeps, each in its phase.
+    pub sweeps: &'a [(Phase, Sweep)],
+    /// The file to append to; shapes already in it under this machine's
+    /// fingerprint are skipped (a rerun resumes).
+    pub out: &'a Path,
+    /// The program whose hidden `memory-probe` command measures one shape.
+    pub probe_program: &'a Path,
+}
+
+/// One shape's outcome, as `run` reports it while it goes.
+pub enum Progress<'a> {
+    /// Measured and appended.
+    Measured(&'a MemoryMeasurement),
+    /// The probe failed: backend, phase, shape and why; `run` goes on.
+    Failed(&'a str, Phase, &'a Shape, &'a anyhow::Error),
+}
+
+/// Measures the peak memory of every shape of every sweep on every backend,
+/// each in a fresh child process, appending one line per shape as it
+/// finishes (the latency runner's `runner::run` is the twin of this).
+/// Returns the shapes that could not be measured.
+pub fn run(opts: &RunOptions, mut progress: impl FnMut(Progress)) -> anyhow::Result<Vec<String>> {
+    let existing = read(opts.out)?;
+    let mut failed = vec![];
+    for name in opts.backends {
+        let fp = Fingerprint::current(name);
+        let fp_id = fp.id();
+        for (phase, sweep) in opts.sweeps {
+            for entry in &sweep.entries {
+                let s = &entry.shape;
+                let key = (fp_id.as_str(), *phase, crate::record::shape_key(s));
+                if existing
+                    .iter()
+                    .any(|m| (m.fingerprint_id.as_str(), m.kind, m.shape.key()) == key)
+                {
+                    continue;
+                }
+                let reading = match probe_in_child(opts.probe_program, name, *phase, s) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        progress(Progress::Failed(name, *phase, s, &e));
+                        failed.push(format!("{name} {} {s}", phase.name()));
+                        continue;
+                    }
+                };
+                let m = MemoryMeasurement {
+                    schema_version: MEMORY_SCHEMA_VERSION,
+                    kind: *phase,
+                    backend: name.clone(),
+                    shape: crate::record::ShapeFields::of(s),
+                    params_total: s.accounting().params.total,
+                    baseline_rss_bytes: reading.baseline_rss_bytes,
+                    held_bytes: reading.held_bytes,
+                    peak_bytes: reading.peak_bytes,
+                    predicted: planner::memory::estimate(s, *phase),
+                    timestamp_utc: crate::runner::now_utc(),
+                    fingerprint: fp.clone(),
+                    fingerprint_id: fp_id.clone(),
+                };
+                append(opts.out, &m).with_context(|| format!("appending to {}", opts.out.display()))?;
+                progress(Progress::Measured(&m));
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// Runs `<program> memory-probe` for one shape in a fresh process.
+fn probe_in_child(
+    program: &Path,
+    backend: &str,
+    phase: Phase,
+    shape: &Shape,
+) -> anyhow::Result<ProbeReading> {
+    let spec = format!(
+        "{},{},{},{},{},{}",
+        shape.layers(),
+        shape.d_model(),
+        shape.heads(),
+        shape.seq(),
+        shape.batch(),
+        shape.vocab()
+    );
+    let output = std::process::Command::new(program)
+        .args([
+            "memory-probe",
+            "--backend",
+            backend,
+            "--mode",
+            phase.name(),
+            "--shape",
+            &spec,
+        ])
+        .envs(PROBE_ENV)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .context("starting the memory probe")?;
+    if !output.status.success() {
+        let err = String::from_utf8_lossy(&output.stderr);
+        anyhow::bail!(
+            "probe failed ({}): {}",
+            output.status,
+            err.trim().lines().last().unwrap_or("")
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("reading the probe's answer")
 }
 
 #[cfg(test)]

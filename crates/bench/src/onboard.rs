@@ -66,7 +66,10 @@ pub fn onboard(
     let schedule = schedule(budget);
     let fp_id = Fingerprint::current(backend).id();
     let mine = |m: &Measurement| {
-        m.fingerprint_id == fp_id && m.backend == backend && m.kind == "prefill" && m.gelu == gelu
+        m.fingerprint_id == fp_id
+            && m.backend == backend
+            && m.kind == planner::Phase::Prefill
+            && m.gelu == gelu
     };
     let existing: Vec<Measurement> = record::read(out)
         .with_context(|| format!("reading {}", out.display()))?
@@ -107,7 +110,7 @@ pub fn onboard(
         } else {
             let mut r = cost_ratios.clone();
             r.sort_by(f64::total_cmp);
-            fit::metrics::median_sorted(&r)
+            fit::stats::median_sorted(&r)
         };
         let shapes: Vec<&Shape> = pool.iter().map(|c| &c.shape).collect();
         let rows = design_rows(&shapes, &guess);
@@ -125,7 +128,7 @@ pub fn onboard(
             &Sweep {
                 name: "onboard".into(),
                 entries: vec![SweepEntry {
-                    family: candidate.family.clone(),
+                    family: candidate.family.tag().to_string(),
                     shape: candidate.shape,
                 }],
             },

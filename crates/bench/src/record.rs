@@ -30,13 +30,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
-use planner::Shape;
+use planner::{Phase, Shape};
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::Fingerprint;
 use crate::harness::load::LoadReading;
-use crate::harness::stats::Outliers;
 use crate::model::Gelu;
+use fit::stats::Outliers;
 
 /// Version of this line format.
 pub const MEASUREMENT_SCHEMA_VERSION: u32 = 1;
@@ -100,8 +100,8 @@ pub struct Measurement {
     /// [`MEASUREMENT_SCHEMA_VERSION`].
     pub schema_version: u32,
     /// What was timed: `prefill` (one forward over n tokens) or `decode`
-    /// (one token per sequence at context c = `seq`), see [`planner::Phase`].
-    pub kind: String,
+    /// (one token per sequence at context c = `seq`); written as those strings.
+    pub kind: Phase,
     /// Ok or failed.
     pub status: Status,
     /// Why it failed.
@@ -216,18 +216,18 @@ impl Measurement {
 
     /// The key under which a sweep resumes: same place, configuration and shape.
     pub fn resume_key(&self) -> String {
-        resume_key(&self.fingerprint_id, &self.kind, self.gelu, &self.shape.key())
+        resume_key(&self.fingerprint_id, self.kind, self.gelu, &self.shape.key())
     }
 }
 
 /// Resume key of a shape about to be measured.
-pub fn resume_key(fingerprint_id: &str, kind: &str, gelu: Gelu, shape_key: &str) -> String {
-    format!("{fingerprint_id}|{kind}|{}|{shape_key}", gelu.name())
+pub fn resume_key(fingerprint_id: &str, kind: Phase, gelu: Gelu, shape_key: &str) -> String {
+    format!("{fingerprint_id}|{}|{}|{shape_key}", kind.name(), gelu.name())
 }
 
 /// `shape_key` of a planner shape (matches [`Measurement`]'s).
 pub fn shape_key(s: &Shape) -> String {
-    ShapeFields::of(s).key()
+    s.key()
 }
 
 /// Appends one measurement as one line, in one write, and syncs it to disk.

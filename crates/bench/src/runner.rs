@@ -265,7 +265,7 @@ fn measurement(
     };
     Measurement {
         schema_version: record::MEASUREMENT_SCHEMA_VERSION,
-        kind: opts.phase.name().into(),
+        kind: opts.phase,
         status,
         error,
         backend: opts.backend.to_string(),
@@ -304,7 +304,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
         .filter(|e| {
             !done.contains(&record::resume_key(
                 &fp_id,
-                opts.phase.name(),
+                opts.phase,
                 opts.gelu,
                 &record::shape_key(&e.shape),
             ))

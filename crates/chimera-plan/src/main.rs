@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long)]
     heads: Option<u64>,
     /// Sequence length of a forward pass (the prompt).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = planner::shape::DEFAULT_SEQ)]
     seq: u64,
     /// Headline latency and ranking: prefill (a forward over --seq tokens) or
     /// decode (one generated token per sequence at --context).
@@ -42,10 +42,10 @@ struct Cli {
     #[arg(long)]
     output_tokens: Option<u64>,
     /// Batch size.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = planner::shape::DEFAULT_BATCH)]
     batch: u64,
     /// Vocabulary size.
-    #[arg(long, default_value_t = 50257)]
+    #[arg(long, default_value_t = planner::shape::DEFAULT_VOCAB)]
     vocab: u64,
     /// Only this backend (default: every backend in the profile).
     #[arg(long)]
@@ -57,16 +57,16 @@ struct Cli {
     #[arg(long, value_parser = parse_count)]
     budget: Option<u64>,
     /// Recommendations: fewest layers to consider.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = planner::recommend::DEFAULT_MIN_LAYERS)]
     min_layers: u64,
     /// Recommendations: most layers to consider.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = planner::recommend::DEFAULT_MAX_LAYERS)]
     max_layers: u64,
     /// Recommendations: width of one attention head.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = planner::recommend::DEFAULT_HEAD_SIZE)]
     head_size: u64,
     /// Recommendations: accepted deviation from the budget, percent.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 100.0 * planner::recommend::DEFAULT_TOLERANCE)]
     tolerance: f64,
     /// Rows of alternatives to show.
     #[arg(long, default_value_t = 8)]

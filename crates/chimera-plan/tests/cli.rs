@@ -79,9 +79,25 @@ fn decode_mode_prints_tokens_per_second_memory_and_end_to_end() {
     assert!(stderr(&bad).contains("train"), "{}", stderr(&bad));
 }
 
+/// A frozen, rounded profile: the snapshot does not move when the default is refitted.
+const FIXTURE_PROFILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../planner/tests/fixtures/profile.json"
+);
+
 #[test]
 fn json_output_is_stable() {
-    let o = plan(&["--layers", "16", "--d-model", "512", "--json", "--top", "3"]);
+    let o = plan(&[
+        "--layers",
+        "16",
+        "--d-model",
+        "512",
+        "--json",
+        "--top",
+        "3",
+        "--profile",
+        FIXTURE_PROFILE,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for key in ["shape", "params", "predictions", "recommendations"] {

@@ -1,7 +1,7 @@
 //! Held-out predictions: k-fold and leave-one-family-out cross-validation.
 
 use crate::models::ModelSpec;
-use crate::{FitError, Point};
+use crate::{Family, FitError, Point};
 
 /// A fixed 64-bit mix (SplitMix64's finaliser), so folds are deterministic.
 fn mix(mut z: u64) -> u64 {
@@ -56,27 +56,25 @@ pub fn k_fold(spec: &ModelSpec, points: &[Point], k: usize, repetition: usize) -
     Ok(predicted)
 }
 
-/// Held-out predictions for the members of each family whose name starts with
-/// `prefix` (e.g. `iso-`), from a model fitted without that family.
-/// Returns `(indices, predictions)`.
-pub fn leave_family_out(
+/// Held-out predictions for the members of each iso-parameter family, from a
+/// model fitted without that family. Returns `(indices, predictions)`.
+pub fn leave_iso_families_out(
     spec: &ModelSpec,
     points: &[Point],
-    prefix: &str,
 ) -> Result<(Vec<usize>, Vec<f64>), FitError> {
-    let mut families: Vec<&str> = points
+    let mut families: Vec<&Family> = points
         .iter()
-        .map(|p| p.family.as_str())
-        .filter(|f| f.starts_with(prefix))
+        .map(|p| &p.family)
+        .filter(|f| f.is_iso_parameter())
         .collect();
     families.sort();
     families.dedup();
     let (mut idx, mut pred) = (vec![], vec![]);
     for fam in families {
-        let train: Vec<Point> = points.iter().filter(|p| p.family != fam).cloned().collect();
+        let train: Vec<Point> = points.iter().filter(|p| &p.family != fam).cloned().collect();
         let fitted = spec.fit(&train)?;
         for (i, p) in points.iter().enumerate() {
-            if p.family == fam {
+            if &p.family == fam {
                 idx.push(i);
                 pred.push(fitted.model.predict_ms(&p.shape));
             }

@@ -22,7 +22,7 @@ use crate::lstsq::nnls;
 #[derive(Debug, Clone)]
 pub struct Candidate {
     /// Family tag recorded with the measurement.
-    pub family: String,
+    pub family: crate::Family,
     /// The shape.
     pub shape: Shape,
 }
@@ -54,7 +54,7 @@ pub fn candidate_pool() -> Vec<Candidate> {
                         let a = shape.accounting();
                         if a.params.total <= POOL_MAX_PARAMS && a.flops.total <= POOL_MAX_FLOPS {
                             pool.push(Candidate {
-                                family: format!("onboard-d{d_model}"),
+                                family: crate::Family::Other(format!("onboard-d{d_model}")),
                                 shape,
                             });
                         }
@@ -129,7 +129,7 @@ impl Guess {
             .map(|(s, ms)| ms / Self::PRIOR.latency_ms(s))
             .collect();
         ratios.sort_by(f64::total_cmp);
-        let r = crate::metrics::median_sorted(&ratios);
+        let r = crate::stats::median_sorted(&ratios);
         Guess {
             fixed_ms: Self::PRIOR.fixed_ms * r,
             ms_per_gflop: Self::PRIOR.ms_per_gflop * r,

@@ -1,18 +1,31 @@
 //! Fitting latency models to measurements, and measuring how well they predict.
 //!
-//! Pure: takes measured points, returns fitted models, metrics and profile
-//! entries. Reading files and printing is the benchmarker's job.
+//! Pure: takes observations, returns fitted models, metrics, profiles and the
+//! report. Reading files and printing is the benchmarker's job. The flow, one
+//! module per step: [`observation`] (what comes in) → [`sessions`] (leave out
+//! the disturbed, scale sessions to one reference) → [`pooling`] (one point
+//! per shape, the noise floor) → [`profile_fit`] (models, cross-validation,
+//! term selection) and [`memory`] (overheads) → [`pipeline`] (all of it in one
+//! call, and the check on independent sessions) → [`report`]. [`stats`] is the
+//! one statistics module.
 
 pub mod cv;
 pub mod design;
 pub mod lstsq;
+pub mod memory;
 pub mod metrics;
 pub mod models;
+pub mod observation;
+pub mod pipeline;
+pub mod pooling;
 pub mod profile_fit;
 pub mod regimes;
 pub mod report;
 pub mod scaling;
+pub mod sessions;
+pub mod stats;
 
+pub use observation::{Family, Observation, Session};
 use planner::Shape;
 use thiserror::Error;
 
@@ -21,8 +34,8 @@ use thiserror::Error;
 pub struct Point {
     /// The shape.
     pub shape: Shape,
-    /// Family tag (iso-parameter family, ...).
-    pub family: String,
+    /// The family its sweep tagged it with.
+    pub family: Family,
     /// Median latency, ms.
     pub median_ms: f64,
     /// Relative uncertainty of `median_ms`: the larger of the runs' own 95% CI
@@ -48,4 +61,20 @@ pub enum FitError {
     /// The data cannot identify the model.
     #[error("degenerate data: {0}")]
     Degenerate(String),
+    /// One backend's fit failed.
+    #[error("fitting {} of backend `{backend}`: {source}", phase.name())]
+    Backend {
+        /// The backend.
+        backend: String,
+        /// The phase.
+        phase: planner::Phase,
+        /// Why.
+        source: Box<FitError>,
+    },
+    /// Nothing to fit a profile from.
+    #[error("no successful prefill measurements to fit")]
+    NoPrefill,
+    /// A profile entry needs a prefill model; decode alone cannot make one.
+    #[error("backend `{0}` has decode measurements but no prefill ones: a profile entry needs both")]
+    DecodeWithoutPrefill(String),
 }

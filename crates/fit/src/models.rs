@@ -265,7 +265,7 @@ mod tests {
             .map(|shape| Point {
                 median_ms: f(&shape),
                 shape,
-                family: "f".into(),
+                family: crate::Family::Other("f".into()),
                 rel_uncertainty: 0.01,
             })
             .collect()
@@ -320,7 +320,7 @@ mod tests {
             Point {
                 median_ms: 0.01 * l as f64 * (d as f64).powf(1.5),
                 shape,
-                family: String::new(),
+                family: crate::Family::Other(String::new()),
                 rel_uncertainty: 0.01,
             }
         })

@@ -7,7 +7,7 @@ use planner::features::Term;
 use planner::model::Variable;
 use planner::profile::{Accuracy, AlternativeModel, BackendProfile, DeviceClass, Residuals, Validity};
 
-use crate::cv::{k_fold, leave_family_out};
+use crate::cv::{k_fold, leave_iso_families_out};
 use crate::metrics::{accuracy, mean_accuracy};
 use crate::models::{Fitted, ModelSpec};
 use crate::regimes::segmented;
@@ -86,11 +86,11 @@ fn held_out_accuracy(spec: &ModelSpec, points: &[Point]) -> Result<(Vec<Vec<f64>
 fn median_prediction(repetitions: &[Vec<f64>], point: usize) -> f64 {
     let mut v: Vec<f64> = repetitions.iter().map(|r| r[point]).collect();
     v.sort_by(f64::total_cmp);
-    crate::metrics::median_sorted(&v)
+    crate::stats::median_sorted(&v)
 }
 
 fn family_out_accuracy(spec: &ModelSpec, points: &[Point]) -> Option<Accuracy> {
-    let (idx, predicted) = leave_family_out(spec, points, "iso-").ok()?;
+    let (idx, predicted) = leave_iso_families_out(spec, points).ok()?;
     if idx.is_empty() {
         return None;
     }
@@ -214,12 +214,6 @@ fn keep_better(step: &mut Option<(Vec<Term>, f64)>, terms: Vec<Term>, mape: Opti
     }
 }
 
-fn quantile(sorted: &[f64], p: f64) -> f64 {
-    let rank = p * (sorted.len() - 1) as f64;
-    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
-}
-
 fn validity(points: &[Point]) -> Validity {
     let range = |f: &dyn Fn(&Point) -> u64| {
         let v: Vec<u64> = points.iter().map(f).collect();
@@ -303,7 +297,7 @@ pub fn fit_backend(
     let residuals = Residuals {
         quantiles: RESIDUAL_PROBABILITIES
             .iter()
-            .map(|&p| [p, quantile(&ratios, p)])
+            .map(|&p| [p, crate::stats::quantile(&ratios, p)])
             .collect(),
     };
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use planner::model::{LatencyModel, Variable};
 use planner::profile::Accuracy;
 
-use planner::chart::{AxisFormat, Chart, Series, render_svg};
+use planner::chart::{AxisFormat, Chart, Series, render_svg, scatter_chart};
 
 use crate::Point;
 use crate::profile_fit::{BackendFit, base_configuration};
@@ -43,11 +43,11 @@ fn held_out_figure(
     let measured: Vec<f64> = pts.iter().map(|p| p.median_ms).collect();
     files.push((
         svg_name.clone(),
-        scatter_svg(
+        render_svg(&scatter_chart(
             &format!("{backend}{title_tag}: held-out prediction vs measurement"),
             &measured,
             &f.held_out_ms,
-        ),
+        )),
     ));
     let csv_name = format!("{backend}{file_tag}-held-out.csv");
     files.push((csv_name.clone(), held_out_csv(pts, &f.held_out_ms)));
@@ -70,7 +70,7 @@ fn held_out_csv(pts: &[Point], held_out_ms: &[f64]) -> String {
             csv,
             "{},{},{:.6},{:.4},{:.6},{:.2}",
             shape_cells(&p.shape, ","),
-            p.family.replace(',', ";"),
+            p.family.tag().replace(',', ";"),
             p.median_ms,
             p.rel_uncertainty,
             predicted,
@@ -167,84 +167,6 @@ fn fmt_coef(c: Option<(f64, Option<f64>)>) -> String {
     }
 }
 
-/// Scatter of measured vs held-out predicted latency (log-log), as SVG.
-pub fn scatter_svg(title: &str, measured: &[f64], predicted: &[f64]) -> String {
-    let (w, h, m) = (420.0, 420.0, 50.0);
-    let all: Vec<f64> = measured
-        .iter()
-        .chain(predicted)
-        .copied()
-        .filter(|v| *v > 0.0 && v.is_finite())
-        .collect();
-    let lo = all.iter().copied().fold(f64::INFINITY, f64::min).log10().floor();
-    let hi = all
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max)
-        .log10()
-        .ceil();
-    let span = (hi - lo).max(1.0);
-    let x = |v: f64| m + (v.log10() - lo) / span * (w - 2.0 * m);
-    let y = |v: f64| h - m - (v.log10() - lo) / span * (h - 2.0 * m);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n<text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"13\">{title}</text>\n",
-        w / 2.0
-    );
-    let lo10 = 10f64.powf(lo);
-    let hi10 = 10f64.powf(lo + span);
-    let _ = writeln!(
-        s,
-        "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>",
-        x(lo10),
-        y(lo10),
-        x(hi10),
-        y(hi10)
-    );
-    let mut e = lo;
-    while e <= lo + span + 1e-9 {
-        let v = 10f64.powf(e);
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            x(v),
-            h - m + 16.0,
-            planner::format::duration_ms(v)
-        );
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            m - 4.0,
-            y(v) + 4.0,
-            planner::format::duration_ms(v)
-        );
-        e += 1.0;
-    }
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">measured</text>",
-        w / 2.0,
-        h - 10.0
-    );
-    let _ = writeln!(
-        s,
-        "<text x=\"14\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {})\">predicted (held out)</text>",
-        h / 2.0,
-        h / 2.0
-    );
-    for (mv, pv) in measured.iter().zip(predicted) {
-        if *mv > 0.0 && *pv > 0.0 && pv.is_finite() {
-            let _ = writeln!(
-                s,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#1f6fb2\" fill-opacity=\"0.7\"/>",
-                x(*mv),
-                y(*pv)
-            );
-        }
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
 /// Renders the report. `points[i]` are the points `fits[i]` was fitted on;
 /// `sessions` says how each measuring session was scaled to its backend's
 /// reference session. Returns the Markdown and the SVG files it links to.
@@ -256,21 +178,7 @@ pub fn render(
 ) -> (String, Vec<(String, String)>) {
     let mut out = String::new();
     let mut files = vec![];
-    let _ = writeln!(out, "# Chimera latency report\n");
-    let _ = writeln!(
-        out,
-        "Regenerated from the committed measurements by `cargo run -p bench --release -- report`. Every number below is computed from data; nothing is typed in by hand.\n"
-    );
-    if !sessions.is_empty() {
-        let _ = writeln!(
-            out,
-            "Sessions: measurements taken while the machine was not their own are left out; and this machine's speed drifts between measuring sessions far more than within one, so each session (file) is scaled to its backend's reference session by latency ratios over the shapes measured in several sessions, before fitting:\n"
-        );
-        for s in sessions {
-            let _ = writeln!(out, "- {s}");
-        }
-        let _ = writeln!(out);
-    }
+    let mut findings: Vec<String> = vec![];
     for (f, pts) in fits.iter().zip(points) {
         let p = &f.profile;
         let _ = writeln!(out, "## Backend `{}`\n", p.backend);
@@ -323,8 +231,8 @@ pub fn render(
         );
         let mut fam: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, pt) in pts.iter().enumerate() {
-            if pt.family.starts_with("iso-") {
-                fam.entry(&pt.family).or_default().push(i);
+            if pt.family.is_iso_parameter() {
+                fam.entry(pt.family.tag()).or_default().push(i);
             }
         }
         for (name, idx) in &fam {
@@ -359,7 +267,12 @@ pub fn render(
                 s.exponent
             );
         }
-        let _ = writeln!(out, "\n### TR121's claims on this backend\n");
+        let _ = writeln!(
+            out,
+            "\nTR121's claims on this backend: see Findings at the top.\n"
+        );
+        let mut claims = String::new();
+        let _ = writeln!(claims, "### TR121's claims on `{}` (prefill)\n", p.backend);
         let lin = p.alternatives.iter().find(|a| a.name == "tr121_linear");
         let pl = p.alternatives.iter().find(|a| a.name == "power_law_total");
         if let Some(lin) = lin {
@@ -367,7 +280,7 @@ pub fn render(
             let bd = coef(&lin.model, Variable::DModel);
             let bh = coef(&lin.model, Variable::Heads);
             let _ = writeln!(
-                out,
+                claims,
                 "- Linear model (ms): β_L = {}, β_d = {}, β_h = {} (TR121 CPU: 0.0142, 0.0018, 0.0011).",
                 fmt_coef(bl),
                 fmt_coef(bd),
@@ -375,13 +288,13 @@ pub fn render(
             );
             if let (Some((l, _)), Some((d, _))) = (bl, bd) {
                 let _ = writeln!(
-                    out,
+                    claims,
                     "- Depth/width coefficient ratio β_L/β_d = {:.0}× (TR121: ~12× on GPU, ~8× on CPU). The ratio compares a layer with one unit of width, so it depends on units; at equal parameters the iso-family table above is the real test.",
                     l / d
                 );
             }
             let _ = writeln!(
-                out,
+                claims,
                 "- Held-out MAPE of this linear model: {:.1}% vs {:.1}% for the physics model.",
                 lin.held_out.mape_pct, p.held_out.mape_pct
             );
@@ -395,7 +308,7 @@ pub fn render(
                 "refutes"
             };
             let _ = writeln!(
-                out,
+                claims,
                 "- Power law: latency ∝ params^{alpha:.2} (R² of ln t = {:.3}); {verdict} TR121's CPU exponent 0.55 (R² 0.987).",
                 pl.r2
             );
@@ -413,7 +326,7 @@ pub fn render(
                     "within 5%: no clear winner"
                 };
                 let _ = writeln!(
-                    out,
+                    claims,
                     "- {name}: L={} d={} takes {} vs L={} d={} {} → deep/shallow = {r:.2}× ({verdict}).",
                     deep.shape.layers(),
                     deep.shape.d_model(),
@@ -448,13 +361,14 @@ pub fn render(
                     "; {verdict} TR121's CPU L^{claim} (GPU claim L^1.95 not testable here)"
                 ));
             }
-            let _ = writeln!(out, "{line}. Figure: `{file}`.");
+            let _ = writeln!(claims, "{line}. Figure: `{file}`.");
             files.push((file, series_svg(&p.backend, &p.model, &ser, vary)));
         }
         let _ = writeln!(
-            out,
+            claims,
             "- GPU claims (β_L/β_d on GPU, params^0.95, L^1.95, CPU→GPU crossover at ~50M): not testable here, no GPU was measured.\n"
         );
+        findings.push(claims);
         for (vary, name) in [(Vary::Depth, "depth"), (Vary::Width, "width")] {
             if series(pts, vary).is_some() {
                 let _ = writeln!(out, "![latency vs {name}]({}-latency-vs-{name}.svg)\n", p.backend);
@@ -463,7 +377,67 @@ pub fn render(
     }
     render_comparisons(&mut out, fits, points);
     render_decode(&mut out, &mut files, decode);
-    (out, files)
+    if !sessions.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Appendix: provenance\n\nSessions: measurements taken while the machine was not their own are left out; and this machine's speed drifts between measuring sessions far more than within one, so each session (file) is scaled to its backend's reference session by latency ratios over the shapes measured in several sessions, before fitting:\n"
+        );
+        for s in sessions {
+            let _ = writeln!(out, "- {s}");
+        }
+        let _ = writeln!(out);
+    }
+    let mut report = String::new();
+    let _ = writeln!(report, "# Chimera latency report\n");
+    let _ = writeln!(
+        report,
+        "Regenerated from the committed measurements by `cargo run -p bench --release -- report`. Every number below is computed from data; nothing is typed in by hand. Findings first; the details per backend follow, and the appendix says which sessions the data came from and how they were scaled.\n"
+    );
+    let _ = writeln!(report, "## Findings\n");
+    accuracy_summary(&mut report, fits, decode.fits);
+    for claims in findings {
+        report.push_str(&claims);
+    }
+    report.push_str(&out);
+    (report, files)
+}
+
+/// The headline accuracy of every fitted backend and phase, one row each.
+fn accuracy_summary(out: &mut String, fits: &[BackendFit], decode_fits: &[BackendFit]) {
+    let _ = writeln!(
+        out,
+        "### Accuracy of the chosen models (held out)\n\n| backend | phase | shapes | MAPE | within ±10% | pairwise | nested MAPE | nested within ±10% | noise floor |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for (f, phase) in fits
+        .iter()
+        .map(|f| (f, "prefill"))
+        .chain(decode_fits.iter().map(|f| (f, "decode")))
+    {
+        let p = &f.profile;
+        let nested = f
+            .further_checks
+            .iter()
+            .map(|(_, a)| a)
+            .find(|a| a.method.starts_with("nested"));
+        let _ = writeln!(
+            out,
+            "| {} | {phase} | {} | {:.1}% | {:.1}% | {:.1}% | {} | {} | {} |",
+            p.backend,
+            p.measurements,
+            p.held_out.mape_pct,
+            100.0 * p.held_out.within_10pct,
+            100.0 * p.held_out.pairwise,
+            nested.map_or("–".into(), |a| format!("{:.1}%", a.mape_pct)),
+            nested.map_or("–".into(), |a| format!("{:.1}%", 100.0 * a.within_10pct)),
+            p.noise_floor_pct.map_or("–".into(), |n| format!("{n:.1}%"))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nk-fold: {}-fold cross-validation repeated over {} splits; nested: the terms reselected in every outer fold. Details and the other models per backend below.\n",
+        crate::profile_fit::FOLDS,
+        crate::profile_fit::REPEATS
+    );
 }
 
 /// The decode half of the report.
@@ -518,7 +492,7 @@ fn render_decode(out: &mut String, files: &mut Vec<(String, String)>, d: &Decode
             "Wide vs deep in decode (iso-parameter families, measured per-token latency):\n\n| family | c | L | d_model | measured | predicted (held out) |\n|---|---|---|---|---|---|"
         );
         let mut idx: Vec<usize> = (0..pts.len())
-            .filter(|&i| pts[i].family.starts_with("iso-"))
+            .filter(|&i| pts[i].family.is_iso_parameter())
             .collect();
         idx.sort_by_key(|&i| (pts[i].family.clone(), pts[i].shape.layers()));
         for i in idx {
@@ -526,7 +500,7 @@ fn render_decode(out: &mut String, files: &mut Vec<(String, String)>, d: &Decode
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} |",
-                pts[i].family,
+                pts[i].family.tag(),
                 s.seq(),
                 s.layers(),
                 s.d_model(),

@@ -137,7 +137,7 @@ mod tests {
     fn point(l: u64, d: u64, ms: f64) -> Point {
         Point {
             shape: ShapeSpec::new(l, d).validate().unwrap(),
-            family: "x".into(),
+            family: crate::Family::Other("x".into()),
             median_ms: ms,
             rel_uncertainty: 0.01,
         }

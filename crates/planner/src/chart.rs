@@ -274,6 +274,49 @@ pub fn render_svg(chart: &Chart) -> String {
     s
 }
 
+/// Measured against predicted latency, log-log, with the line of perfect
+/// prediction: its ends span every value, so both axes get the same range.
+pub fn scatter_chart(title: &str, measured: &[f64], predicted: &[f64]) -> Chart {
+    let drawn: Vec<(f64, f64)> = measured
+        .iter()
+        .zip(predicted)
+        .map(|(m, p)| (*m, *p))
+        .filter(|(m, p)| m.is_finite() && p.is_finite() && *m > 0.0 && *p > 0.0)
+        .collect();
+    let (lo, hi) = drawn
+        .iter()
+        .flat_map(|(m, p)| [*m, *p])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    let diagonal = if lo.is_finite() {
+        vec![(lo, lo), (hi, hi)]
+    } else {
+        vec![]
+    };
+    Chart {
+        title: title.to_string(),
+        x_label: "measured".into(),
+        y_label: "predicted (held out)".into(),
+        x_format: AxisFormat::Duration,
+        y_format: AxisFormat::Duration,
+        series: vec![
+            Series {
+                name: "shapes".into(),
+                points: drawn,
+                points_only: true,
+            },
+            Series {
+                name: "predicted = measured".into(),
+                points: diagonal,
+                points_only: false,
+            },
+        ],
+        marker: None,
+        guides: vec![],
+    }
+}
+
 /// Latency vs depth along the iso-parameter curve of `constraints`, one line
 /// per backend, with the proposed shape marked.
 pub fn depth_chart(
@@ -390,6 +433,12 @@ mod tests {
     use crate::crossover::backend_scaling;
     use crate::shape::ShapeSpec;
 
+    /// A frozen, rounded profile: snapshots do not move when the default is refitted.
+    fn fixture() -> Profile {
+        Profile::from_json(include_str!("../tests/fixtures/profile.json"))
+            .expect("the fixture profile is valid")
+    }
+
     fn chart(name: &str) -> Chart {
         Chart {
             title: "t".into(),
@@ -415,6 +464,21 @@ mod tests {
     }
 
     #[test]
+    fn scatter_axes_are_equal_and_titles_escaped() {
+        let c = scatter_chart("<script> & flex", &[1.0, 10.0, 0.0], &[2.0, 8.0, 5.0]);
+        assert_eq!(
+            c.series[0].points,
+            vec![(1.0, 2.0), (10.0, 8.0)],
+            "non-positive values are not drawn"
+        );
+        assert_eq!(c.series[1].points, vec![(1.0, 1.0), (10.0, 10.0)]);
+        let svg = render_svg(&c);
+        assert!(!svg.contains("<script>"));
+        assert!(svg.contains("&lt;script&gt; &amp; flex"));
+        assert!(render_svg(&scatter_chart("none", &[], &[])).contains("no data to draw"));
+    }
+
+    #[test]
     fn empty_charts_say_so() {
         let mut c = chart("a");
         c.series[0].points.clear();
@@ -435,7 +499,7 @@ mod tests {
 
     #[test]
     fn depth_chart_has_one_point_per_depth_and_the_marker() {
-        let p = crate::default_profile();
+        let p = fixture();
         let s = ShapeSpec::new(16, 512).validate().unwrap();
         let c = Constraints {
             max_layers: 48,
@@ -451,7 +515,7 @@ mod tests {
 
     #[test]
     fn params_chart_snapshot() {
-        let p = crate::default_profile();
+        let p = fixture();
         let s = ShapeSpec::new(12, 768).validate().unwrap();
         let max = p.backends.iter().map(|b| b.validity.params_total[1]).max();
         let svg = render_svg(&params_chart(

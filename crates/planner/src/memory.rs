@@ -38,8 +38,9 @@ pub struct MemoryEstimate {
     pub total_bytes: u64,
 }
 
-/// A backend's memory beyond the tensors counted above, fitted from
-/// `bench memory` measurements (resident set of one step in a fresh process).
+/// A backend's memory beyond the tensors counted above, fitted by
+/// `fit::memory` from `bench memory` measurements (resident set of one step
+/// in a fresh process).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryCalibration {
@@ -80,85 +81,6 @@ pub fn estimate_on(calibration: Option<&MemoryCalibration>, shape: &Shape, phase
         m.total_bytes = m.total_bytes.saturating_add(m.runtime_bytes);
     }
     m
-}
-
-/// One measured step: the planner's tensor estimate, the measured peak, and
-/// whether it multiplied matrices.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MemorySample {
-    /// [`estimate`]'s total (no calibration).
-    pub estimated_bytes: u64,
-    /// Measured peak above the process baseline.
-    pub measured_bytes: u64,
-    /// [`uses_matrix_products`].
-    pub matrix_products: bool,
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
-/// Runtime and workspace overheads: medians of measured − estimated over
-/// matrix-vector steps, and over matrix-matrix steps beyond that (medians,
-/// so one odd shape moves nothing).
-fn overheads(samples: &[MemorySample]) -> (u64, u64) {
-    let gap = |s: &MemorySample| s.measured_bytes as f64 - s.estimated_bytes as f64;
-    let vector: Vec<f64> = samples.iter().filter(|s| !s.matrix_products).map(gap).collect();
-    let matrix: Vec<f64> = samples.iter().filter(|s| s.matrix_products).map(gap).collect();
-    let runtime = median(vector)
-        .or_else(|| median(matrix.clone()))
-        .unwrap_or(0.0)
-        .max(0.0);
-    let workspace = median(matrix.into_iter().map(|g| g - runtime).collect())
-        .unwrap_or(0.0)
-        .max(0.0);
-    (runtime as u64, workspace as u64)
-}
-
-/// Fits a backend's overheads and measures them leave-one-shape-out.
-/// `None` with fewer than 3 samples.
-pub fn calibrate(samples: &[MemorySample]) -> Option<MemoryCalibration> {
-    if samples.len() < 3 {
-        return None;
-    }
-    let (runtime_bytes, matmul_workspace_bytes) = overheads(samples);
-    let errors: Vec<f64> = leave_one_out_errors(samples).iter().map(|e| e.abs()).collect();
-    let n = errors.len() as f64;
-    Some(MemoryCalibration {
-        runtime_bytes,
-        matmul_workspace_bytes,
-        measurements: samples.len(),
-        held_out_mape_pct: 100.0 * errors.iter().sum::<f64>() / n,
-        held_out_within_10pct: errors.iter().filter(|&&e| e <= 0.10).count() as f64 / n,
-        held_out_worst_pct: 100.0 * errors.iter().copied().fold(0.0, f64::max),
-    })
-}
-
-/// Per sample, predicted / measured − 1 with overheads fitted on the others.
-pub fn leave_one_out_errors(samples: &[MemorySample]) -> Vec<f64> {
-    (0..samples.len())
-        .map(|i| {
-            let rest: Vec<MemorySample> = samples
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != i)
-                .map(|(_, s)| *s)
-                .collect();
-            let (runtime, workspace) = overheads(&rest);
-            let s = samples[i];
-            let predicted = s.estimated_bytes + runtime + if s.matrix_products { workspace } else { 0 };
-            predicted as f64 / s.measured_bytes.max(1) as f64 - 1.0
-        })
-        .collect()
 }
 
 /// Estimates the peak memory of one step of `phase` for `shape`.
@@ -233,39 +155,6 @@ mod tests {
         // T·V dominates at GPT-2's vocabulary: 2 copies of 128 × 50257 floats, plus T·d.
         let m = estimate(&gpt2(128, 1), Phase::Prefill);
         assert_eq!(m.activations_bytes, 4 * (128 * 768 + 2 * 128 * 50257));
-    }
-
-    #[test]
-    fn calibration_recovers_known_overheads_and_scores_held_out() {
-        // A backend that holds 2 MB always and 28 MB more for matrix products.
-        let samples: Vec<MemorySample> = (1..=12u64)
-            .map(|i| {
-                let estimated = i * 10_000_000;
-                let matrix = i % 3 != 0;
-                MemorySample {
-                    estimated_bytes: estimated,
-                    measured_bytes: estimated + 2_000_000 + if matrix { 28_000_000 } else { 0 },
-                    matrix_products: matrix,
-                }
-            })
-            .collect();
-        let c = calibrate(&samples).unwrap();
-        assert_eq!(
-            (c.runtime_bytes, c.matmul_workspace_bytes),
-            (2_000_000, 28_000_000)
-        );
-        assert!(c.held_out_mape_pct < 1e-9 && c.held_out_within_10pct == 1.0);
-        assert!(calibrate(&samples[..2]).is_none());
-        // Applied: decode at b = 1 is matrix-vector, prefill is not.
-        let shape = gpt2(128, 1);
-        let plain = estimate(&shape, Phase::Decode);
-        let on = estimate_on(Some(&c), &shape, Phase::Decode);
-        assert_eq!(on.total_bytes, plain.total_bytes + 2_000_000);
-        let on = estimate_on(Some(&c), &shape, Phase::Prefill);
-        assert_eq!(
-            on.total_bytes,
-            estimate(&shape, Phase::Prefill).total_bytes + 30_000_000
-        );
     }
 
     #[test]

@@ -41,6 +41,13 @@ impl Phase {
     }
 }
 
+/// The name, padded as a format width asks (tables align phases).
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +59,6 @@ mod tests {
             assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.name()));
         }
         assert_eq!(Phase::from_name("train"), None);
+        assert_eq!(format!("[{:<8}]", Phase::Decode), "[decode  ]");
     }
 }

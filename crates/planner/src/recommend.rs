@@ -21,15 +21,24 @@ pub struct Constraints {
     pub head_size: u64,
 }
 
+/// Default accepted deviation from the budget (a fraction).
+pub const DEFAULT_TOLERANCE: f64 = 0.10;
+/// Default fewest layers considered.
+pub const DEFAULT_MIN_LAYERS: u64 = 1;
+/// Default most layers considered.
+pub const DEFAULT_MAX_LAYERS: u64 = 128;
+/// Default width of one attention head.
+pub const DEFAULT_HEAD_SIZE: u64 = 64;
+
 impl Constraints {
     /// Defaults: ±10%, 1..=128 layers, heads of 64.
     pub fn new(budget_non_embedding: u64) -> Self {
         Self {
             budget_non_embedding,
-            tolerance: 0.10,
-            min_layers: 1,
-            max_layers: 128,
-            head_size: 64,
+            tolerance: DEFAULT_TOLERANCE,
+            min_layers: DEFAULT_MIN_LAYERS,
+            max_layers: DEFAULT_MAX_LAYERS,
+            head_size: DEFAULT_HEAD_SIZE,
         }
     }
 }

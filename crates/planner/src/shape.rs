@@ -179,6 +179,21 @@ impl Shape {
     pub fn positions(&self) -> u64 {
         self.positions
     }
+    /// `L/d/h/d_ff/n/b/V/P`: every field, so two shapes have one key exactly
+    /// when they are equal (measurement files resume and pool by it).
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}/{}/{}/{}/{}",
+            self.layers,
+            self.d_model,
+            self.heads,
+            self.d_ff,
+            self.seq,
+            self.batch,
+            self.vocab,
+            self.positions
+        )
+    }
     /// Sequence length n.
     pub fn seq(&self) -> u64 {
         self.seq

@@ -5,9 +5,9 @@
 //! discipline: without the syncs an asynchronous device would be timed at
 //! dispatch, not execution). The first call is timed alone as the cold
 //! latency; warm-up follows; then samples are taken in interleaved rounds
-//! (see [`rounds`]) until the median is known to the target precision.
+//! (see [`rounds`]) until the median is known to the target precision. The
+//! statistics are `fit::stats`, the one statistics module of the workspace.
 
 pub mod load;
 pub mod rounds;
-pub mod stats;
 pub mod timing;

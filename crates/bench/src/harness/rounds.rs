@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::load::{LoadMeter, LoadReading};
-use super::stats::{Summary, median, summarize};
 use super::timing::{Clock, Workload, time_once};
+use fit::stats::{Summary, median, summarize};
 
 /// Sampling settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]

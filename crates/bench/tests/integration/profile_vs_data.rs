@@ -5,43 +5,41 @@
 
 use std::path::Path;
 
-use bench::fitting::{leave_out_disturbed, normalize_sessions};
-use bench::record::{self, Status};
+use bench::fitting::{THRESHOLDS, read_sessions};
+use fit::sessions::{leave_out_disturbed, normalize_sessions};
+use planner::Phase;
 use planner::predict::predict_backend;
 
 #[test]
 fn default_profile_reproduces_committed_measurements() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/measurements");
-    let files = record::jsonl_files(&dir).unwrap();
-    let mut sessions: Vec<(String, Vec<record::Measurement>)> = files
-        .iter()
-        .map(|f| (f.display().to_string(), record::read(f).unwrap().measurements))
-        .collect();
-    leave_out_disturbed(&mut sessions);
+    let mut skipped = vec![];
+    let mut sessions = read_sessions(&[dir], &mut skipped).unwrap();
+    assert!(skipped.is_empty(), "{skipped:?}");
+    leave_out_disturbed(&mut sessions, THRESHOLDS);
     normalize_sessions(&mut sessions);
-    let measurements: Vec<record::Measurement> = sessions.into_iter().flat_map(|(_, ms)| ms).collect();
+    let observations: Vec<fit::Observation> = sessions.into_iter().flat_map(|s| s.observations).collect();
     let profile = planner::default_profile();
-    let entries = profile.backends.iter().map(|b| (b, "prefill")).chain(
+    let entries = profile.backends.iter().map(|b| (b, Phase::Prefill)).chain(
         profile
             .backends
             .iter()
-            .filter_map(|b| Some((b.decode.as_deref()?, "decode"))),
+            .filter_map(|b| Some((b.decode.as_deref()?, Phase::Decode))),
     );
     let mut decode_models = 0;
     for (b, kind) in entries {
-        decode_models += usize::from(kind == "decode");
+        decode_models += usize::from(kind == Phase::Decode);
         // One point per shape, repeated runs pooled by their mean, as the fit pools them.
         let mut pooled: std::collections::BTreeMap<String, (planner::Shape, Vec<f64>)> = Default::default();
-        for m in measurements
+        for o in observations
             .iter()
-            .filter(|m| m.backend == b.backend && m.status == Status::Ok && m.kind == kind)
+            .filter(|o| o.backend == b.backend && o.phase == kind)
         {
-            let shape = m.shape().unwrap();
             pooled
-                .entry(record::shape_key(&shape))
-                .or_insert((shape, vec![]))
+                .entry(o.shape.key())
+                .or_insert((o.shape, vec![]))
                 .1
-                .push(m.timing.as_ref().unwrap().median_ms);
+                .push(o.median_ms);
         }
         let ms: Vec<(planner::Shape, f64)> = pooled
             .into_values()

@@ -1,7 +1,11 @@
-//! Sessions measured hours apart are scaled to one reference before fitting.
+//! Sessions measured hours apart are scaled to one reference before fitting:
+//! committed measurement lines, converted as `bench fit` converts them, through
+//! `fit`'s session scaling and leave-out.
 
-use bench::fitting::normalize_sessions;
+use bench::fitting::{THRESHOLDS, observation};
 use bench::record::{self, Measurement};
+use fit::observation::Session;
+use fit::sessions::{leave_out_disturbed, normalize_sessions};
 
 fn committed() -> Vec<Measurement> {
     let path = concat!(
@@ -9,6 +13,14 @@ fn committed() -> Vec<Measurement> {
         "/../../data/measurements/cpu-pass1.jsonl"
     );
     record::read(std::path::Path::new(path)).unwrap().measurements
+}
+
+fn session(name: &str, ms: &[Measurement]) -> Session {
+    Session {
+        name: name.to_string(),
+        observations: ms.iter().filter_map(observation).collect(),
+        failed_utc: vec![],
+    }
 }
 
 fn flex_scaled(ms: &[Measurement], take: usize, factor: f64) -> Vec<Measurement> {
@@ -29,9 +41,9 @@ fn a_slower_session_is_scaled_back_by_its_anchor_ratio() {
     let slow = flex_scaled(&base, 5, 1.25);
     let lone = flex_scaled(&base, 1, 2.0);
     let mut sessions = vec![
-        ("pass1".to_string(), base.clone()),
-        ("later".to_string(), slow),
-        ("lone".to_string(), lone),
+        session("pass1", &base),
+        session("later", &slow),
+        session("lone", &lone),
     ];
     let factors = normalize_sessions(&mut sessions);
     let later = factors
@@ -40,11 +52,8 @@ fn a_slower_session_is_scaled_back_by_its_anchor_ratio() {
         .unwrap();
     assert_eq!(later.anchors, 5);
     assert!((later.factor.unwrap() - 1.25).abs() < 1e-12);
-    for (scaled, original) in sessions[1].1.iter().zip(&base) {
-        let (a, b) = (
-            scaled.timing.as_ref().unwrap().median_ms,
-            original.timing.as_ref().unwrap().median_ms,
-        );
+    for (scaled, original) in sessions[1].observations.iter().zip(&base) {
+        let (a, b) = (scaled.median_ms, original.timing.as_ref().unwrap().median_ms);
         assert!((a - b).abs() < 1e-9 * b);
     }
     let lone = factors.iter().find(|f| f.session == "lone").unwrap();
@@ -54,7 +63,7 @@ fn a_slower_session_is_scaled_back_by_its_anchor_ratio() {
         "one shared shape is not enough"
     );
     assert_eq!(
-        sessions[2].1[0].timing.as_ref().unwrap().median_ms,
+        sessions[2].observations[0].median_ms,
         2.0 * base[0].timing.as_ref().unwrap().median_ms
     );
     assert!(factors.iter().any(|f| f.reference && f.session == "pass1"));
@@ -75,7 +84,8 @@ fn software_adapter_timings_never_reach_a_profile() {
             .describe(),
         );
     }
-    let grouped = bench::fitting::group(&ms, planner::Phase::Prefill);
+    let observations = session("pass1", &ms).observations;
+    let grouped = fit::pooling::group(&observations, planner::Phase::Prefill);
     assert!(grouped.iter().all(|d| d.backend != "flex"));
     assert!(grouped.iter().any(|d| d.backend == "ndarray"));
 }
@@ -101,9 +111,9 @@ fn a_session_without_anchors_on_the_reference_is_placed_through_another() {
     a.extend(scaled(&flex[12..20], 1.1));
     let b = scaled(&flex[12..20], 1.1 * 1.2);
     let mut sessions = vec![
-        ("reference".to_string(), reference),
-        ("a".to_string(), a),
-        ("b".to_string(), b),
+        session("reference", &reference),
+        session("a", &a),
+        session("b", &b),
     ];
     let factors = normalize_sessions(&mut sessions);
     let factor = |name: &str| {
@@ -133,25 +143,22 @@ fn measurements_taken_while_the_hypervisor_stole_time_are_left_out() {
         .find(|&i| noisy[i].timing.is_some() && !stolen.contains(&i))
         .unwrap();
     noisy[busy].timing.as_mut().unwrap().load.other_cores = Some(0.9);
-    let mut sessions = vec![("clean".to_string(), base.clone()), ("noisy".to_string(), noisy)];
-    let notes = bench::fitting::leave_out_disturbed(&mut sessions);
+    let mut sessions = vec![session("clean", &base), session("noisy", &noisy)];
+    let notes = leave_out_disturbed(&mut sessions, THRESHOLDS);
     assert_eq!(
-        sessions[0].1.len(),
+        sessions[0].observations.len(),
         base.len(),
         "a clean session keeps everything"
     );
-    assert_eq!(sessions[1].1.len(), base.len() - stolen.len() - 1);
-    assert!(sessions[1].1.iter().all(|m| {
-        m.timing
-            .as_ref()
-            .is_none_or(|t| t.load.steal_pct < Some(2.0) && t.load.other_cores < Some(0.25))
-    }));
+    assert_eq!(sessions[1].observations.len(), base.len() - stolen.len() - 1);
+    assert!(sessions[1].observations.iter().all(|o| o.disturbed.is_none()));
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert!(notes[0].starts_with(&format!(
+    let note = notes[0].to_string();
+    assert!(note.starts_with(&format!(
         "`noisy`: {} of {} measurements left out",
         stolen.len() + 1,
         base.len()
     )));
-    assert!(notes[0].contains(&format!("{}: the hypervisor stole CPU time", stolen.len())));
-    assert!(notes[0].contains("1: other processes kept cores busy"));
+    assert!(note.contains(&format!("{}: the hypervisor stole CPU time", stolen.len())));
+    assert!(note.contains("1: other processes kept cores busy"));
 }

@@ -1,0 +1,7 @@
+//! `bench`'s integration tests, in one test binary (each binary links Burn,
+//! so one binary is one link instead of four).
+
+mod cli;
+mod profile_vs_data;
+mod sessions;
+mod storage;
