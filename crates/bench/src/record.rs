@@ -307,3 +307,45 @@ pub fn jsonl_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     paths.sort();
     Ok(paths)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first line of a committed measurement file of each phase.
+    fn committed_line(file: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/measurements")
+            .join(file);
+        let text = std::fs::read_to_string(&path).expect("committed measurements");
+        text.lines().next().expect("a first line").to_string()
+    }
+
+    #[test]
+    fn committed_lines_round_trip_and_keep_kind_as_its_string() {
+        for (file, phase) in [
+            ("cpu-pass1.jsonl", Phase::Prefill),
+            ("decode-pass1.jsonl", Phase::Decode),
+        ] {
+            let line = committed_line(file);
+            let m: Measurement = serde_json::from_str(&line).unwrap();
+            assert_eq!(m.kind, phase);
+            let written = serde_json::to_value(&m).unwrap();
+            let original: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(written, original, "{file}: the schema is written as it was read");
+            assert_eq!(written["kind"], phase.name());
+        }
+        let bad = committed_line("cpu-pass1.jsonl").replace("\"kind\":\"prefill\"", "\"kind\":\"train\"");
+        assert!(
+            serde_json::from_str::<Measurement>(&bad).is_err(),
+            "an unknown kind is not a measurement"
+        );
+    }
+
+    #[test]
+    fn a_lines_shape_key_is_the_planners() {
+        let m: Measurement = serde_json::from_str(&committed_line("decode-pass1.jsonl")).unwrap();
+        assert_eq!(m.shape.key(), m.shape().unwrap().key());
+        assert_eq!(shape_key(&m.shape().unwrap()), m.shape.key());
+    }
+}
