@@ -289,7 +289,7 @@ pub fn render(
             if let (Some((l, _)), Some((d, _))) = (bl, bd) {
                 let _ = writeln!(
                     claims,
-                    "- Depth/width coefficient ratio β_L/β_d = {:.0}× (TR121: ~12× on GPU, ~8× on CPU). The ratio compares a layer with one unit of width, so it depends on units; at equal parameters the iso-family table above is the real test.",
+                    "- Depth/width coefficient ratio β_L/β_d = {:.0}× (TR121: ~12× on GPU, ~8× on CPU). The ratio compares a layer with one unit of width, so it depends on units; at equal parameters the iso-family table in the backend's section below is the real test.",
                     l / d
                 );
             }
@@ -648,6 +648,70 @@ fn render_comparisons(out: &mut String, fits: &[BackendFit], points: &[Vec<Point
                 );
             }
             let _ = writeln!(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::Family;
+
+    #[test]
+    fn names_read_from_data_are_escaped_in_every_figure() {
+        // A backend named by a file: everything the report draws must escape it.
+        let backend = "<script>alert(1)</script> & co";
+        let points: Vec<Point> = [
+            (1, 256),
+            (2, 256),
+            (4, 256),
+            (2, 512),
+            (4, 512),
+            (8, 512),
+            (1, 1024),
+            (2, 1024),
+            (3, 768),
+            (6, 384),
+        ]
+        .iter()
+        .map(|&(l, d)| {
+            let shape = planner::ShapeSpec::new(l, d).validate().unwrap();
+            Point {
+                family: Family::Other(String::new()),
+                median_ms: 1.0 + 0.5 * shape.accounting().flops.total as f64 / 1e9,
+                shape,
+                rel_uncertainty: 0.01,
+            }
+        })
+        .collect();
+        let fit = crate::profile_fit::fit_backend(
+            backend,
+            planner::profile::DeviceClass::Cpu,
+            Default::default(),
+            &points,
+            None,
+            planner::Phase::Prefill,
+        )
+        .unwrap();
+        let (_, files) = render(
+            std::slice::from_ref(&fit),
+            std::slice::from_ref(&points),
+            &[],
+            &DecodeInputs {
+                fits: &[],
+                points: &[],
+                memory_table: None,
+                memory_calibrations: vec![],
+            },
+        );
+        let svgs: Vec<&(String, String)> = files.iter().filter(|(name, _)| name.ends_with(".svg")).collect();
+        assert!(!svgs.is_empty());
+        for (name, svg) in svgs {
+            assert!(!svg.contains("<script>"), "{name} carries the raw name");
+            assert!(
+                svg.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"),
+                "{name}"
+            );
         }
     }
 }
