@@ -194,8 +194,7 @@ impl ShapeFields {
 
     /// `L/d/h/d_ff/n/b/V/P`: identifies the shape in resume keys.
     pub fn key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}/{}/{}/{}/{}",
+        planner::shape::key_of([
             self.layers,
             self.d_model,
             self.heads,
@@ -203,8 +202,8 @@ impl ShapeFields {
             self.seq,
             self.batch,
             self.vocab,
-            self.positions
-        )
+            self.positions,
+        ])
     }
 }
 

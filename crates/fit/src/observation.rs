@@ -166,6 +166,25 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// Ten (L, d_model) shapes over depth and width, enough for a fit.
+    pub const SHAPES: [(u64, u64); 10] = [
+        (1, 256),
+        (2, 256),
+        (4, 256),
+        (2, 512),
+        (4, 512),
+        (8, 512),
+        (1, 1024),
+        (2, 1024),
+        (3, 768),
+        (6, 384),
+    ];
+
+    /// A machine whose latency is 1 ms plus 0.5 ms per GFLOP.
+    pub fn flop_law_ms(shape: &planner::Shape) -> f64 {
+        1.0 + 0.5 * shape.accounting().flops.total as f64 / 1e9
+    }
+
     /// A session of `n` flex shapes, latency ∝ L·d, scaled by `factor`.
     pub fn session(name: &str, shapes: std::ops::Range<u64>, factor: f64) -> Session {
         Session {

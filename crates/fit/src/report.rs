@@ -656,34 +656,24 @@ fn render_comparisons(out: &mut String, fits: &[BackendFit], points: &[Vec<Point
 mod tests {
     use super::*;
     use crate::observation::Family;
+    use crate::observation::fixtures::{SHAPES, flop_law_ms};
 
     #[test]
     fn names_read_from_data_are_escaped_in_every_figure() {
         // A backend named by a file: everything the report draws must escape it.
         let backend = "<script>alert(1)</script> & co";
-        let points: Vec<Point> = [
-            (1, 256),
-            (2, 256),
-            (4, 256),
-            (2, 512),
-            (4, 512),
-            (8, 512),
-            (1, 1024),
-            (2, 1024),
-            (3, 768),
-            (6, 384),
-        ]
-        .iter()
-        .map(|&(l, d)| {
-            let shape = planner::ShapeSpec::new(l, d).validate().unwrap();
-            Point {
-                family: Family::Other(String::new()),
-                median_ms: 1.0 + 0.5 * shape.accounting().flops.total as f64 / 1e9,
-                shape,
-                rel_uncertainty: 0.01,
-            }
-        })
-        .collect();
+        let points: Vec<Point> = SHAPES
+            .iter()
+            .map(|&(l, d)| {
+                let shape = planner::ShapeSpec::new(l, d).validate().unwrap();
+                Point {
+                    family: Family::Other(String::new()),
+                    median_ms: flop_law_ms(&shape),
+                    shape,
+                    rel_uncertainty: 0.01,
+                }
+            })
+            .collect();
         let fit = crate::profile_fit::fit_backend(
             backend,
             planner::profile::DeviceClass::Cpu,

@@ -182,8 +182,7 @@ impl Shape {
     /// `L/d/h/d_ff/n/b/V/P`: every field, so two shapes have one key exactly
     /// when they are equal (measurement files resume and pool by it).
     pub fn key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}/{}/{}/{}/{}",
+        key_of([
             self.layers,
             self.d_model,
             self.heads,
@@ -191,8 +190,8 @@ impl Shape {
             self.seq,
             self.batch,
             self.vocab,
-            self.positions
-        )
+            self.positions,
+        ])
     }
     /// Sequence length n.
     pub fn seq(&self) -> u64 {
@@ -237,6 +236,12 @@ impl Shape {
     pub fn accounting(&self) -> Accounting {
         Accounting::try_of(self).expect("validated shapes never overflow")
     }
+}
+
+/// The key of `[L, d_model, heads, d_ff, seq, batch, vocab, positions]`
+/// ([`Shape::key`]; files key unvalidated fields the same way).
+pub fn key_of(fields: [u64; 8]) -> String {
+    fields.map(|f| f.to_string()).join("/")
 }
 
 impl std::fmt::Display for Shape {
