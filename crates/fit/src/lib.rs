@@ -74,6 +74,14 @@ pub enum FitError {
     /// Nothing to fit a profile from.
     #[error("no successful prefill measurements to fit")]
     NoPrefill,
+    /// `--machine` matched no machine of the measurements.
+    #[error("no measurements of a machine matching `{wanted}`; the machines measured: {}", available.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "))]
+    NoSuchMachine {
+        /// What was asked for.
+        wanted: String,
+        /// The machine keys present.
+        available: Vec<String>,
+    },
     /// A profile entry needs a prefill model; decode alone cannot make one.
     #[error("backend `{0}` has decode measurements but no prefill ones: a profile entry needs both")]
     DecodeWithoutPrefill(String),

@@ -29,6 +29,9 @@ pub struct FitInputs<'a> {
     pub source: String,
     /// Device class of a backend.
     pub device_of: &'a dyn Fn(&str) -> DeviceClass,
+    /// Fit only the observations whose machine key contains this text
+    /// (`None`: per backend, the machine with the most observations).
+    pub machine: Option<String>,
 }
 
 /// One backend and phase checked on one independent source.
@@ -78,7 +81,11 @@ pub fn run(inputs: FitInputs) -> Result<FitOutcome, FitError> {
         name,
         source,
         device_of,
+        machine,
     } = inputs;
+    if let Some(wanted) = &machine {
+        keep_machine(&mut sessions, wanted)?;
+    }
     let left_out = leave_out_disturbed(&mut sessions, thresholds);
     let factors = normalize_sessions(&mut sessions);
     let measurements: usize = sessions.iter().map(Session::measurements).sum();
@@ -171,6 +178,29 @@ pub fn run(inputs: FitInputs) -> Result<FitOutcome, FitError> {
     })
 }
 
+/// Keeps only the observations of the machines whose key contains `wanted`.
+fn keep_machine(sessions: &mut [Session], wanted: &str) -> Result<(), FitError> {
+    let mut available: Vec<String> = sessions
+        .iter()
+        .flat_map(|s| s.observations.iter().map(|o| o.machine.clone()))
+        .collect();
+    available.sort();
+    available.dedup();
+    if !available.iter().any(|m| m.contains(wanted)) {
+        return Err(FitError::NoSuchMachine {
+            wanted: wanted.to_string(),
+            available,
+        });
+    }
+    for s in sessions.iter_mut() {
+        s.observations.retain(|o| o.machine.contains(wanted));
+        if s.observations.is_empty() {
+            s.failed_utc.clear();
+        }
+    }
+    Ok(())
+}
+
 /// How well each fitted backend predicts independently measured shapes,
 /// prefill and decode alike.
 pub fn evaluate(
@@ -258,6 +288,7 @@ mod tests {
             name: "test".into(),
             source: "synthetic".into(),
             device_of: &|_| DeviceClass::Cpu,
+            machine: None,
         }
     }
 
@@ -303,6 +334,34 @@ mod tests {
         let err = run(inputs(s, vec![])).err().unwrap();
         assert!(
             matches!(err, FitError::DecodeWithoutPrefill(ref b) if b == "ndarray"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn one_machine_is_fitted_when_asked_and_an_unknown_one_is_named() {
+        let mut s = sessions();
+        let mut other = sessions().remove(0);
+        other.name = "epyc.jsonl".into();
+        for o in &mut other.observations {
+            o.machine = "AMD EPYC|2".into();
+            o.median_ms *= 2.0;
+            o.run_id = "epyc".into();
+        }
+        s.push(other);
+        let all = run(inputs(s.clone(), vec![])).unwrap();
+        assert_eq!(all.data[0].machine, "cpu|2", "the machine with most observations");
+        assert_eq!(all.data[0].other_machines, vec![("AMD EPYC|2".to_string(), 10)]);
+        let mut only = inputs(s.clone(), vec![]);
+        only.machine = Some("EPYC".into());
+        let epyc = run(only).unwrap();
+        assert_eq!(epyc.data[0].machine, "AMD EPYC|2");
+        assert!(epyc.data[0].other_machines.is_empty());
+        let mut none = inputs(s, vec![]);
+        none.machine = Some("Graviton".into());
+        let err = run(none).err().unwrap().to_string();
+        assert!(
+            err.contains("Graviton") && err.contains("AMD EPYC|2") && err.contains("cpu|2"),
             "{err}"
         );
     }

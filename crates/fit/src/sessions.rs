@@ -112,27 +112,26 @@ pub fn normalize_sessions(sessions: &mut [Session]) -> Vec<SessionFactor> {
 }
 
 fn normalize_phase(sessions: &mut [Session], phase: Phase) -> Vec<SessionFactor> {
-    let mut backends: Vec<String> = sessions
+    // Sessions are scaled among those of one backend on one machine: another
+    // machine's speed is not drift, and must not move this one's factors.
+    let mut groups: Vec<(String, String)> = sessions
         .iter()
         .flat_map(|s| {
             s.observations
                 .iter()
                 .filter(|o| o.phase == phase)
-                .map(|o| o.backend.clone())
+                .map(|o| (o.backend.clone(), o.machine.clone()))
         })
         .collect();
-    backends.sort();
-    backends.dedup();
+    groups.sort();
+    groups.dedup();
     let mut factors = vec![];
-    for backend in backends {
+    for (backend, machine) in groups {
+        let ours = |o: &crate::Observation| o.phase == phase && o.backend == backend && o.machine == machine;
         // Per session, the mean median of each shape (a file may hold a shape twice).
         let medians = |s: &Session| -> BTreeMap<String, f64> {
             let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for o in s
-                .observations
-                .iter()
-                .filter(|o| o.phase == phase && o.backend == backend)
-            {
+            for o in s.observations.iter().filter(|o| ours(o)) {
                 by.entry(o.key()).or_default().push(o.median_ms);
             }
             by.into_iter().map(|(k, v)| (k, crate::stats::mean(&v))).collect()
@@ -152,11 +151,7 @@ fn normalize_phase(sessions: &mut [Session], phase: Phase) -> Vec<SessionFactor>
             let (factor, anchors) = joint[i];
             let factor = factor.filter(|_| i != reference);
             if let Some(f) = factor {
-                for o in session
-                    .observations
-                    .iter_mut()
-                    .filter(|o| o.backend == backend && o.phase == phase)
-                {
+                for o in session.observations.iter_mut().filter(|o| ours(o)) {
                     o.scale_by(f);
                 }
             }
@@ -373,5 +368,26 @@ mod tests {
             note.ends_with("thresholds of 2% stolen, 0.25 cores busy)"),
             "{note}"
         );
+    }
+
+    #[test]
+    fn another_machine_is_never_scaled_to_this_one() {
+        let mut epyc = session("epyc", 1..21, 2.0);
+        for o in &mut epyc.observations {
+            o.machine = "AMD EPYC|2".into();
+        }
+        let mut sessions = vec![session("pass1", 1..21, 1.0), session("pass2", 1..11, 1.1), epyc];
+        let factors = normalize_sessions(&mut sessions);
+        let epyc = factors.iter().find(|f| f.session == "epyc").unwrap();
+        assert!(
+            epyc.reference && epyc.factor.is_none(),
+            "its own machine's reference: {epyc:?}"
+        );
+        assert_eq!(
+            sessions[2].observations[0].median_ms, 2.0,
+            "left at its own speed"
+        );
+        let pass2 = factors.iter().find(|f| f.session == "pass2").unwrap();
+        assert!((pass2.factor.unwrap() - 1.1).abs() < 1e-12);
     }
 }
