@@ -1,6 +1,7 @@
 //! Command line of `bench` (clap derive): parse, validate, dispatch.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -178,6 +179,10 @@ struct FitArgs {
     /// overheads from; skipped if missing.
     #[arg(long, default_value = MEMORY_FILE)]
     memory: PathBuf,
+    /// Fit only the measurements of the machine whose key (CPU|threads|features|burn,
+    /// as `bench fit` lists them) contains this text: one profile per machine.
+    #[arg(long)]
+    machine: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -212,7 +217,10 @@ struct MeasureArgs {
     /// data/sweeps/decode.toml; a given sweep or shape is measured in each mode.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     mode: Mode,
-    /// Measurement file to append to (default: data/measurements/<sweep>.jsonl).
+    /// Measurement file to append to (default: data/measurements/<sweep>.jsonl;
+    /// for --shape, ~/.local/share/chimera/measurements/ad-hoc.jsonl, outside the
+    /// committed data). Every round is saved as taken in <file>.journal, so a
+    /// killed run continues where it stood when run again.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Target half-width of the 95% CI of the median, percent.
@@ -221,9 +229,16 @@ struct MeasureArgs {
     /// Time cap per shape, seconds.
     #[arg(long, default_value_t = 25.0)]
     max_time_per_shape: f64,
-    /// Print the measurements as JSON (one object for one shape, else an array).
+    /// Print the measurements as JSON (one object for one shape, else an
+    /// array), those already in the file included.
     #[arg(long)]
     json: bool,
+    /// Measure again shapes the file already holds for this machine and build.
+    #[arg(long)]
+    fresh: bool,
+    /// One line on stderr per step saved to the journal (for tests and logs).
+    #[arg(long, hide = true)]
+    log_steps: bool,
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -293,6 +308,42 @@ fn sweeps_for(
         .collect()
 }
 
+/// Where an ad-hoc shape's measurements go unless `--out` says: outside the
+/// committed data (which `bench fit` reads by default), in the user's data folder.
+fn ad_hoc_file() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("target"));
+    data.join("chimera/measurements/ad-hoc.jsonl")
+}
+
+/// Ctrl-C presses so far: the first finishes the step in flight, the second stops at once.
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
+fn install_interrupt_handler() {
+    // A second handler (tests calling twice) is not an error worth stopping for.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTS.fetch_add(1, Ordering::SeqCst) == 0 {
+            eprintln!(
+                "\ninterrupted: finishing the round in flight and saving it (Ctrl-C again stops at once)"
+            );
+        } else {
+            eprintln!("\nstopped; every step saved so far is kept in the journal");
+            std::process::exit(130);
+        }
+    });
+}
+
+fn interrupted() -> bool {
+    INTERRUPTS.load(Ordering::SeqCst) > 0
+}
+
+/// A run stopped by Ctrl-C: `main` prints this and exits with 130.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(String);
+
 fn measure(args: MeasureArgs) -> anyhow::Result<()> {
     let sweeps = sweeps_for(
         args.mode,
@@ -323,13 +374,26 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
         job_time_cap: Duration::from_secs_f64(args.max_time_per_shape),
         ..Schedule::default()
     };
+    install_interrupt_handler();
+    let log_saved = |s: &runner::SavedStep| {
+        if args.log_steps {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            eprintln!(
+                "saved t={now:.3} step={} samples={} shape={}",
+                s.step, s.samples, s.shape
+            );
+        }
+    };
     let mut all = Vec::new();
     let mut outs = Vec::new();
     for (phase, sweep) in &sweeps {
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("data/measurements/{}.jsonl", sweep.name)));
+        let out = match (&args.out, &args.shape) {
+            (Some(out), _) => out.clone(),
+            (None, Some(_)) => ad_hoc_file(),
+            (None, None) => PathBuf::from(format!("data/measurements/{}.jsonl", sweep.name)),
+        };
         for name in &backends {
             let started = std::time::Instant::now();
             let report = runner::run(
@@ -340,20 +404,50 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
                     phase: *phase,
                     schedule: schedule.clone(),
                     out: &out,
+                    fresh: args.fresh,
                     progress: !args.no_progress && !args.json,
+                    stop: &interrupted,
+                    on_saved: &log_saved,
                 },
             )?;
-            if !args.json {
+            for (line, why) in &report.journal_skipped {
                 eprintln!(
-                    "{name} {}: measured {} shapes in {:.0} s ({} already in {}, skipped)",
-                    phase.name(),
-                    report.written.len(),
-                    started.elapsed().as_secs_f64(),
-                    report.skipped,
-                    out.display()
+                    "warning: {}: skipped line {line}: {why}",
+                    report.journal.display()
                 );
             }
+            eprintln!(
+                "{name} {}: measured {} shapes in {:.0} s, {:.0} ms of it saving rounds to the journal ({} continued from saved rounds; {} already in {}, reused)",
+                phase.name(),
+                report.written.len(),
+                started.elapsed().as_secs_f64(),
+                1e3 * report.journal_write_s,
+                report.resumed,
+                report.skipped,
+                out.display()
+            );
+            for m in &report.reused {
+                if args.json {
+                    eprintln!(
+                        "reused the measurement of {} taken {} (same machine and build) from {}; --fresh measures again",
+                        m.shape.shape().map_or_else(|_| m.shape.key(), |s| s.to_string()),
+                        m.timestamp_utc,
+                        out.display()
+                    );
+                }
+            }
+            let interrupted_now = report.interrupted;
             all.extend(report.written);
+            all.extend(report.reused);
+            if interrupted_now {
+                return Err(Interrupted(format!(
+                    "interrupted: {} shapes written to {}; every round taken of the others is saved in {}: run the same command again to continue",
+                    all.len(),
+                    out.display(),
+                    report.journal.display()
+                ))
+                .into());
+            }
         }
         outs.push(out.display().to_string());
     }
@@ -437,6 +531,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         name: args.name.clone(),
         evaluate: args.evaluate.clone(),
         memory: PathBuf::from(MEMORY_FILE),
+        machine: None,
     })?;
     Ok(())
 }
@@ -454,6 +549,7 @@ impl FitArgs {
             evaluate: self.evaluate.clone(),
             memory: self.memory.clone(),
             name: self.name.clone(),
+            machine: self.machine.clone(),
         }
     }
 }
@@ -473,6 +569,28 @@ fn fit(args: &FitArgs) -> anyhow::Result<fitting::Fitted> {
     }
     for f in o.factors.iter().filter(|f| !f.reference) {
         eprintln!("{f}");
+    }
+    for (d, phase) in o
+        .data
+        .iter()
+        .map(|d| (d, Phase::Prefill))
+        .chain(o.decode_data.iter().map(|d| (d, Phase::Decode)))
+    {
+        let others: Vec<String> = d
+            .other_machines
+            .iter()
+            .map(|(m, n)| format!("`{m}` ({n} measurements)"))
+            .collect();
+        if others.is_empty() {
+            eprintln!("{} {phase}: machine `{}`", d.backend, d.machine);
+        } else {
+            eprintln!(
+                "{} {phase}: fitted machine `{}` (the most measurements); left out, another machine each: {}; fit one of them with --machine",
+                d.backend,
+                d.machine,
+                others.join(", ")
+            );
+        }
     }
     for b in &o.profile.backends {
         if let Some(c) = &b.memory {

@@ -31,6 +31,8 @@ pub struct FitOptions {
     pub memory: PathBuf,
     /// Name stored in the profile.
     pub name: String,
+    /// Fit only the machine whose key contains this (see [`machine_key`]).
+    pub machine: Option<String>,
 }
 
 /// What a fit found.
@@ -188,6 +190,7 @@ pub fn fit(options: &FitOptions) -> anyhow::Result<Fitted> {
         name: options.name.clone(),
         source,
         device_of: &device_of,
+        machine: options.machine.clone(),
     })?;
     Ok(Fitted {
         outcome,

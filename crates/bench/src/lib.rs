@@ -8,6 +8,7 @@ pub mod fingerprint;
 pub mod fitting;
 pub mod gpu;
 pub mod harness;
+pub mod journal;
 pub mod memory;
 pub mod model;
 pub mod onboard;

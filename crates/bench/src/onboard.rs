@@ -138,7 +138,10 @@ pub fn onboard(
                 phase: planner::Phase::Prefill,
                 schedule: schedule.clone(),
                 out,
+                fresh: false,
                 progress: false,
+                stop: &runner::never_stop,
+                on_saved: &runner::ignore_saved,
             },
         )?;
         let spent = t0.elapsed().as_secs_f64();

@@ -1,5 +1,7 @@
 //! Measures a sweep on one backend: builds the models, runs the interleaved
-//! rounds, and appends each finished measurement to the file at once.
+//! rounds, saves every step to the round journal (`crate::journal`) as it is
+//! taken, and appends each finished measurement to the file at once. A rerun
+//! continues every unfinished shape from its saved steps.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -30,8 +32,34 @@ pub struct RunOptions<'a> {
     pub schedule: Schedule,
     /// Append here; shapes already in it under the same fingerprint are skipped.
     pub out: &'a Path,
+    /// Measure every shape anew: neither the file's measurements nor the
+    /// journal's saved steps are reused.
+    pub fresh: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// Asked after every step: once true, the run stops with the step in
+    /// flight saved (Ctrl-C).
+    pub stop: &'a dyn Fn() -> bool,
+    /// Told of every step saved to the journal.
+    pub on_saved: &'a dyn Fn(&SavedStep),
+}
+
+/// For [`RunOptions::stop`]: a run nobody interrupts.
+pub fn never_stop() -> bool {
+    false
+}
+
+/// For [`RunOptions::on_saved`]: nobody listens.
+pub fn ignore_saved(_: &SavedStep<'_>) {}
+
+/// One step saved to the journal.
+pub struct SavedStep<'a> {
+    /// The shape.
+    pub shape: &'a Shape,
+    /// 0: cold call and warm-up; k: round k.
+    pub step: usize,
+    /// Samples of the step.
+    pub samples: usize,
 }
 
 /// What a run did.
@@ -40,6 +68,18 @@ pub struct RunReport {
     pub written: Vec<Measurement>,
     /// Shapes skipped because the file already had them.
     pub skipped: usize,
+    /// For each skipped shape, the newest measurement the file holds of it.
+    pub reused: Vec<Measurement>,
+    /// Shapes continued from steps an earlier run saved in the journal.
+    pub resumed: usize,
+    /// Stopped before every shape finished (`stop` said so); the journal holds the rest.
+    pub interrupted: bool,
+    /// The journal of this measurement file.
+    pub journal: std::path::PathBuf,
+    /// Lines of the journal that could not be read.
+    pub journal_skipped: Vec<(usize, String)>,
+    /// Time spent writing and syncing journal lines, s.
+    pub journal_write_s: f64,
 }
 
 /// A decoder, its input and its device; for decode also its KV cache.
@@ -295,23 +335,35 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
     let done: HashSet<String> = existing
         .measurements
         .iter()
-        .filter(|m| m.status == Status::Ok)
+        .filter(|m| m.status == Status::Ok && !opts.fresh)
         .map(Measurement::resume_key)
         .collect();
+    let key_of =
+        |e: &SweepEntry| record::resume_key(&fp_id, opts.phase, opts.gelu, &record::shape_key(&e.shape));
     let todo: Vec<&SweepEntry> = sweep
         .entries
         .iter()
-        .filter(|e| {
-            !done.contains(&record::resume_key(
-                &fp_id,
-                opts.phase,
-                opts.gelu,
-                &record::shape_key(&e.shape),
-            ))
-        })
+        .filter(|e| !done.contains(&key_of(e)))
         .collect();
     let skipped = sweep.entries.len() - todo.len();
+    let reused: Vec<Measurement> = sweep
+        .entries
+        .iter()
+        .filter(|e| done.contains(&key_of(e)))
+        .filter_map(|e| {
+            let key = key_of(e);
+            existing
+                .measurements
+                .iter()
+                .rev()
+                .find(|m| m.status == Status::Ok && m.resume_key() == key)
+                .cloned()
+        })
+        .collect();
     let mut written = Vec::new();
+    let journal_path = crate::journal::path_for(opts.out);
+    let journal =
+        crate::journal::read(&journal_path).with_context(|| format!("reading {}", journal_path.display()))?;
 
     let write = |m: Measurement, written: &mut Vec<Measurement>| -> anyhow::Result<()> {
         record::append(opts.out, &m).with_context(|| format!("appending to {}", opts.out.display()))?;
@@ -337,13 +389,27 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
     // Build every model first: failures are recorded and the sweep goes on.
     let mut jobs = Vec::new();
     let mut entries = Vec::new();
+    // Per job: its resume key and the next step the journal lacks.
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    let mut resumed = 0;
     let mut held = 0;
     for entry in todo {
         bar.set_message(format!("building {}", entry.shape));
         match build(entry, opts.gelu, opts.phase, &device, held) {
             Ok(w) => {
                 held += memory_held(&entry.shape, opts.phase);
-                jobs.push(Job::new(w));
+                let key = key_of(entry);
+                match journal.checkpoints.get(&key).filter(|_| !opts.fresh) {
+                    Some(saved) => {
+                        resumed += 1;
+                        jobs.push(Job::resume(w, saved, &opts.schedule));
+                        keys.push((key, saved.rounds.len() + 1));
+                    }
+                    None => {
+                        jobs.push(Job::new(w));
+                        keys.push((key, 0));
+                    }
+                }
                 entries.push(entry);
             }
             Err(e) => write(
@@ -356,31 +422,104 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
 
     let clock = WallClock::default();
     let mut failure: Option<anyhow::Error> = None;
-    run_interleaved(&mut jobs, &opts.schedule, &clock, |event| match event {
-        Event::Prepared(_) | Event::Round(_) => bar.inc(1),
-        Event::Finished(i, job) => {
-            let entry = entries[i];
-            let outcome = job.outcome().expect("finished jobs have an outcome");
-            let m = measurement(
-                entry,
-                &sweep.name,
-                opts,
-                &fp,
-                &run_id,
-                outcome.as_ref().map_err(|e| e.as_str()),
-            );
-            bar.set_message(format!("{} done", entry.shape));
-            if let Err(e) = write(m, &mut written) {
-                failure.get_or_insert(e);
-            }
-            bar.inc(1);
+    let mut journal_write_s = 0.0;
+    // Saves the job's newest step unless the journal has it (a resumed job's
+    // warm-up is not a step: its cumulative counts go with its next round).
+    let mut save = |i: usize, job: &Job<BurnWorkload>, keys: &mut [(String, usize)]| -> anyhow::Result<()> {
+        let (key, next) = &mut keys[i];
+        let step = job.rounds_done();
+        if step < *next {
+            return Ok(());
         }
-    });
+        let (state, samples) = job.last_step();
+        let samples = if step == 0 { &[][..] } else { samples };
+        let begin = std::time::Instant::now();
+        crate::journal::append(
+            &journal_path,
+            &crate::journal::JournalLine::of(key, &run_id, step, &state, samples),
+        )
+        .with_context(|| format!("appending to {}", journal_path.display()))?;
+        journal_write_s += begin.elapsed().as_secs_f64();
+        *next = step + 1;
+        (opts.on_saved)(&SavedStep {
+            shape: &entries[i].shape,
+            step,
+            samples: samples.len(),
+        });
+        Ok(())
+    };
+    let all_finished = run_interleaved(
+        &mut jobs,
+        &opts.schedule,
+        &clock,
+        opts.stop,
+        |event| match event {
+            Event::Prepared(i, job) | Event::Round(i, job) => {
+                if let Err(e) = save(i, job, &mut keys) {
+                    failure.get_or_insert(e);
+                }
+                bar.inc(1);
+            }
+            Event::Finished(i, job) => {
+                // The last round too, so a kill before the line below loses nothing.
+                if matches!(job.outcome(), Some(Ok(_)))
+                    && let Err(e) = save(i, job, &mut keys)
+                {
+                    failure.get_or_insert(e);
+                }
+                let entry = entries[i];
+                let outcome = job.outcome().expect("finished jobs have an outcome");
+                let m = measurement(
+                    entry,
+                    &sweep.name,
+                    opts,
+                    &fp,
+                    &run_id,
+                    outcome.as_ref().map_err(|e| e.as_str()),
+                );
+                bar.set_message(format!("{} done", entry.shape));
+                if let Err(e) = write(m, &mut written) {
+                    failure.get_or_insert(e);
+                }
+                bar.inc(1);
+            }
+        },
+    );
     bar.finish_and_clear();
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(RunReport { written, skipped })
+    if all_finished {
+        forget_finished(opts.out, &journal_path)?;
+    }
+    Ok(RunReport {
+        written,
+        skipped,
+        reused,
+        resumed,
+        interrupted: !all_finished,
+        journal: journal_path,
+        journal_skipped: journal.skipped,
+        journal_write_s,
+    })
+}
+
+/// Removes the journal once every shape it holds is in the measurement file.
+fn forget_finished(out: &Path, journal_path: &Path) -> anyhow::Result<()> {
+    if !journal_path.exists() {
+        return Ok(());
+    }
+    let done: HashSet<String> = record::read(out)?
+        .measurements
+        .iter()
+        .filter(|m| m.status == Status::Ok)
+        .map(Measurement::resume_key)
+        .collect();
+    let journal = crate::journal::read(journal_path)?;
+    if journal.checkpoints.keys().all(|k| done.contains(k)) {
+        std::fs::remove_file(journal_path).with_context(|| format!("removing {}", journal_path.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -103,14 +103,25 @@ fn snapshot() -> Option<Snapshot> {
         cores,
     })
 }
+/// What a [`LoadMeter`] has counted so far (jiffies): saved with a job's
+/// checkpoint, so a resumed job's reading covers its earlier rounds too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadTotals {
+    /// CPU time of other processes.
+    pub other_busy: u64,
+    /// Time the hypervisor stole.
+    pub steal: u64,
+    /// CPU time of all cores.
+    pub all: u64,
+    /// Cores.
+    pub cores: u64,
+}
+
 /// Accumulates readings over several intervals (one per round).
 #[derive(Debug, Default)]
 pub struct LoadMeter {
     start: Option<Snapshot>,
-    other_busy: u64,
-    steal: u64,
-    all: u64,
-    cores: u64,
+    totals: LoadTotals,
 }
 
 impl LoadMeter {
@@ -128,23 +139,35 @@ impl LoadMeter {
                 .iter()
                 .map(|(pid, &t)| t.saturating_sub(a.others.get(pid).copied().unwrap_or(0)))
                 .sum();
-            self.other_busy += busy;
-            self.steal += b.steal.saturating_sub(a.steal);
-            self.all += b.all.saturating_sub(a.all);
-            self.cores = b.cores.max(1);
+            let t = &mut self.totals;
+            t.other_busy += busy;
+            t.steal += b.steal.saturating_sub(a.steal);
+            t.all += b.all.saturating_sub(a.all);
+            t.cores = b.cores.max(1);
         }
+    }
+
+    /// What it has counted so far.
+    pub fn totals(&self) -> LoadTotals {
+        self.totals
+    }
+
+    /// A meter that continues from earlier totals.
+    pub fn resumed(totals: LoadTotals) -> Self {
+        Self { start: None, totals }
     }
 
     /// The averages so far.
     pub fn reading(&self) -> LoadReading {
-        if self.all == 0 {
+        let t = &self.totals;
+        if t.all == 0 {
             return LoadReading::default();
         }
         // `all` counts jiffies of every core: wall jiffies = all / cores.
-        let wall = self.all as f64 / self.cores as f64;
+        let wall = t.all as f64 / t.cores as f64;
         LoadReading {
-            other_cores: Some(self.other_busy as f64 / wall),
-            steal_pct: Some(100.0 * self.steal as f64 / self.all as f64),
+            other_cores: Some(t.other_busy as f64 / wall),
+            steal_pct: Some(100.0 * t.steal as f64 / t.all as f64),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::load::{LoadMeter, LoadReading};
+use super::load::{LoadMeter, LoadReading, LoadTotals};
 use super::timing::{Clock, Workload, time_once};
 use fit::stats::{Summary, median, summarize};
 
@@ -76,6 +76,22 @@ pub struct Timings {
     pub load: LoadReading,
 }
 
+/// Where a job stands after a step: enough to continue it in another
+/// process. `rounds[k]` are the samples of round k + 1; the rest is cumulative.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checkpoint {
+    /// The first call, ms (`None` before it ran).
+    pub cold_ms: Option<f64>,
+    /// Untimed runs so far.
+    pub warmup_runs: usize,
+    /// Samples per round.
+    pub rounds: Vec<Vec<f64>>,
+    /// Time used so far (against the job's time cap).
+    pub spent: Duration,
+    /// Other load counted so far.
+    pub load: LoadTotals,
+}
+
 /// The state of one job.
 pub struct Job<W> {
     /// The thing timed.
@@ -84,6 +100,11 @@ pub struct Job<W> {
     warmup_runs: usize,
     samples: Vec<f64>,
     round_medians: Vec<f64>,
+    /// Samples taken in the last round (the tail of `samples`).
+    last_round: usize,
+    /// Rounds restored from a checkpoint: the cold call and warm-up of this
+    /// process are not the job's first.
+    restored: bool,
     spent: Duration,
     load: LoadMeter,
     outcome: Option<Result<Timings, String>>,
@@ -98,10 +119,54 @@ impl<W: Workload> Job<W> {
             warmup_runs: 0,
             samples: Vec::new(),
             round_medians: Vec::new(),
+            last_round: 0,
+            restored: false,
             spent: Duration::ZERO,
             load: LoadMeter::default(),
             outcome: None,
         }
+    }
+
+    /// A job that continues from a checkpoint taken in another process: its
+    /// rounds are pooled as if taken here, and if they already meet the
+    /// stopping rule it is finished at once.
+    pub fn resume(workload: W, checkpoint: &Checkpoint, schedule: &Schedule) -> Self {
+        let mut job = Self::new(workload);
+        job.cold_ms = checkpoint.cold_ms;
+        job.warmup_runs = checkpoint.warmup_runs;
+        for round in &checkpoint.rounds {
+            job.round_medians.push(median(round));
+            job.samples.extend(round);
+            job.last_round = round.len();
+        }
+        job.restored = job.cold_ms.is_some();
+        job.spent = checkpoint.spent;
+        job.load = LoadMeter::resumed(checkpoint.load);
+        if !job.round_medians.is_empty() {
+            job.maybe_finish(schedule);
+        }
+        job
+    }
+
+    /// Rounds taken so far.
+    pub fn rounds_done(&self) -> usize {
+        self.round_medians.len()
+    }
+
+    /// The samples of the last round, and everything cumulative: what a
+    /// journal line saves after each step.
+    pub fn last_step(&self) -> (Checkpoint, &[f64]) {
+        let last = &self.samples[self.samples.len() - self.last_round..];
+        (
+            Checkpoint {
+                cold_ms: self.cold_ms,
+                warmup_runs: self.warmup_runs,
+                rounds: vec![],
+                spent: self.spent,
+                load: self.load.totals(),
+            },
+            last,
+        )
     }
 
     /// `Some` once finished: the timings, or why it failed.
@@ -114,10 +179,18 @@ impl<W: Workload> Job<W> {
         let begin = clock.now();
         self.load.begin();
         let result = (|| {
-            self.cold_ms = Some(time_once(&mut self.workload, clock)?);
+            let first = time_once(&mut self.workload, clock)?;
+            if self.restored {
+                // This process's first call re-warms a job begun elsewhere:
+                // the job's cold latency is the one measured then.
+                self.warmup_runs += 1;
+            } else {
+                self.cold_ms = Some(first);
+            }
             let warm_start = clock.now();
-            while self.warmup_runs < schedule.warmup_runs
-                || (clock.now() - warm_start < schedule.warmup_time && self.warmup_runs < 50)
+            let warmed_before = self.warmup_runs;
+            while self.warmup_runs - warmed_before < schedule.warmup_runs
+                || (clock.now() - warm_start < schedule.warmup_time && self.warmup_runs - warmed_before < 50)
             {
                 time_once(&mut self.workload, clock)?;
                 self.warmup_runs += 1;
@@ -157,6 +230,7 @@ impl<W: Workload> Job<W> {
             Err(e) => self.outcome = Some(Err(e)),
             Ok(taken) => {
                 self.round_medians.push(median(&taken));
+                self.last_round = taken.len();
                 self.samples.extend(taken);
                 self.maybe_finish(schedule);
             }
@@ -194,28 +268,37 @@ impl<W: Workload> Job<W> {
 
 /// What happened to a job, reported as it happens.
 pub enum Event<'a, W> {
-    /// Cold run and warm-up done.
-    Prepared(usize),
-    /// A round done; the job goes on.
-    Round(usize),
+    /// Cold run and warm-up done (checkpoint it now).
+    Prepared(usize, &'a Job<W>),
+    /// A round done; the job goes on (checkpoint it now).
+    Round(usize, &'a Job<W>),
     /// The job finished (persist it now).
     Finished(usize, &'a Job<W>),
 }
 
 /// Runs jobs in interleaved rounds, reporting each step to `observe` as it
-/// happens (so a caller can persist a finished job at once).
+/// happens (so a caller can persist every step at once). `stop` is asked
+/// after every step: once it says yes, the step in flight has been reported
+/// and the run returns `false` (interrupted) with the unfinished jobs as they
+/// stand; `true` when every job finished.
 pub fn run_interleaved<W: Workload>(
     jobs: &mut [Job<W>],
     schedule: &Schedule,
     clock: &dyn Clock,
+    stop: &dyn Fn() -> bool,
     mut observe: impl FnMut(Event<'_, W>),
-) {
+) -> bool {
     for (i, job) in jobs.iter_mut().enumerate() {
-        job.prepare(schedule, clock);
+        if job.outcome.is_none() {
+            job.prepare(schedule, clock);
+        }
         if job.outcome.is_some() {
             observe(Event::Finished(i, job));
         } else {
-            observe(Event::Prepared(i));
+            observe(Event::Prepared(i, job));
+        }
+        if stop() {
+            return jobs.iter().all(|j| j.outcome.is_some());
         }
     }
     for _ in 0..schedule.max_rounds {
@@ -225,11 +308,15 @@ pub fn run_interleaved<W: Workload>(
                 if job.outcome.is_some() {
                     observe(Event::Finished(i, job));
                 } else {
-                    observe(Event::Round(i));
+                    observe(Event::Round(i, job));
+                }
+                if stop() {
+                    return jobs.iter().all(|j| j.outcome.is_some());
                 }
             }
         }
     }
+    true
 }
 
 #[cfg(test)]
@@ -253,7 +340,7 @@ mod tests {
             .collect();
         let mut jobs = vec![Job::new(FakeWorkload::new(&clock, script))];
         let mut finished = vec![];
-        run_interleaved(&mut jobs, &schedule(), &clock, |e| {
+        run_interleaved(&mut jobs, &schedule(), &clock, &|| false, |e| {
             if let Event::Finished(i, _) = e {
                 finished.push(i)
             }
@@ -274,7 +361,7 @@ mod tests {
         let clock = FakeClock::default();
         let script = vec![100.0, 60.0, 140.0, 90.0, 300.0, 110.0, 70.0, 130.0];
         let mut jobs = vec![Job::new(FakeWorkload::new(&clock, script))];
-        run_interleaved(&mut jobs, &schedule(), &clock, |_| {});
+        run_interleaved(&mut jobs, &schedule(), &clock, &|| false, |_| {});
         let t = jobs[0].outcome().unwrap().as_ref().unwrap();
         assert!(t.round_medians_ms.len() > 3);
         assert!(t.samples_ms.contains(&300.0), "outliers are kept");
@@ -290,7 +377,7 @@ mod tests {
             &clock,
             vec![100.0, 50.0, 200.0, 25.0],
         ))];
-        run_interleaved(&mut jobs, &s, &clock, |_| {});
+        run_interleaved(&mut jobs, &s, &clock, &|| false, |_| {});
         let t = jobs[0].outcome().unwrap().as_ref().unwrap();
         assert!(!t.converged);
         assert!(clock.0.get() < Duration::from_secs(4));
@@ -304,7 +391,7 @@ mod tests {
             Job::new(FakeWorkload::new(&clock, vec![20.0])),
         ];
         let mut order = vec![];
-        run_interleaved(&mut jobs, &schedule(), &clock, |e| {
+        run_interleaved(&mut jobs, &schedule(), &clock, &|| false, |e| {
             if let Event::Finished(i, _) = e {
                 order.push(i)
             }
@@ -322,11 +409,89 @@ mod tests {
         let mut failing = FakeWorkload::new(&clock, vec![10.0]);
         failing.fail_at = Some(5);
         let mut jobs = vec![Job::new(failing), Job::new(FakeWorkload::new(&clock, vec![10.0]))];
-        run_interleaved(&mut jobs, &schedule(), &clock, |_| {});
+        run_interleaved(&mut jobs, &schedule(), &clock, &|| false, |_| {});
         assert_eq!(
             jobs[0].outcome().unwrap().as_ref().unwrap_err(),
             "out of memory (fake)"
         );
         assert!(jobs[1].outcome().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_resumed_job_pools_its_earlier_rounds_and_stops_by_the_same_rule() {
+        let clock = FakeClock::default();
+        let steady: Vec<f64> = std::iter::once(500.0)
+            .chain((0..400).map(|i| [10.0, 10.0, 10.2, 9.8][i % 4]))
+            .collect();
+        // First process: stopped after its first round.
+        let mut jobs = vec![Job::new(FakeWorkload::new(&clock, steady.clone()))];
+        let mut saved = Checkpoint::default();
+        let rounds = std::cell::Cell::new(0);
+        let all_done = run_interleaved(
+            &mut jobs,
+            &schedule(),
+            &clock,
+            &|| rounds.get() >= 1,
+            |e| match e {
+                Event::Prepared(_, job) | Event::Round(_, job) => {
+                    let (state, last) = job.last_step();
+                    if job.rounds_done() > saved.rounds.len() {
+                        saved.rounds.push(last.to_vec());
+                        rounds.set(rounds.get() + 1);
+                    }
+                    saved = Checkpoint {
+                        rounds: std::mem::take(&mut saved.rounds),
+                        ..state
+                    };
+                }
+                Event::Finished(..) => panic!("one round cannot finish a job of min_rounds 3"),
+            },
+        );
+        assert!(!all_done, "interrupted");
+        assert_eq!(saved.rounds.len(), 1);
+        assert_eq!(saved.cold_ms, Some(500.0));
+        // Second process: the job continues where it stood.
+        let mut again = FakeWorkload::new(&clock, steady[1..].to_vec());
+        again.executed = 0;
+        let mut jobs = vec![Job::resume(again, &saved, &schedule())];
+        assert!(run_interleaved(&mut jobs, &schedule(), &clock, &|| false, |_| {}));
+        let t = jobs[0].outcome().unwrap().as_ref().unwrap();
+        assert_eq!(t.cold_ms, 500.0, "the cold latency is the first process's");
+        assert_eq!(
+            t.round_medians_ms.len(),
+            3,
+            "one saved round and two new: the same rule"
+        );
+        assert_eq!(&t.samples_ms[..saved.rounds[0].len()], &saved.rounds[0][..]);
+        assert!(
+            t.warmup_runs > saved.warmup_runs,
+            "the new process warmed up again"
+        );
+    }
+
+    #[test]
+    fn a_job_saved_complete_finishes_without_running() {
+        let clock = FakeClock::default();
+        let saved = Checkpoint {
+            cold_ms: Some(50.0),
+            warmup_runs: 2,
+            rounds: vec![vec![10.0; 40], vec![10.0; 40], vec![10.0; 40]],
+            spent: Duration::from_secs(1),
+            load: LoadTotals::default(),
+        };
+        let mut jobs = vec![Job::resume(
+            FakeWorkload::new(&clock, vec![10.0]),
+            &saved,
+            &schedule(),
+        )];
+        let mut finished = 0;
+        run_interleaved(&mut jobs, &schedule(), &clock, &|| false, |e| {
+            if let Event::Finished(..) = e {
+                finished += 1;
+            }
+        });
+        assert_eq!(finished, 1);
+        assert_eq!(jobs[0].workload.executed, 0, "nothing ran again");
+        assert_eq!(jobs[0].outcome().unwrap().as_ref().unwrap().samples_ms.len(), 120);
     }
 }

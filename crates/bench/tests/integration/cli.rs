@@ -160,3 +160,67 @@ fn fit_evaluates_prefill_and_decode_on_independent_sessions() {
         "{err}"
     );
 }
+
+/// `fit` names the machine it fitted and every machine it left out, fits
+/// another one when asked, and refuses one it has no measurements of.
+#[test]
+fn fit_says_which_machines_it_found_and_fits_the_one_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let pass1 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/measurements/cpu-pass1.jsonl"
+    );
+    // Twenty of its lines as if measured on another CPU.
+    let other: String = std::fs::read_to_string(pass1)
+        .unwrap()
+        .lines()
+        .take(20)
+        .map(|l| l.replace("\"cpu\":\"Intel(R) Xeon(R) Processor\"", "\"cpu\":\"Other CPU\"") + "\n")
+        .collect();
+    assert!(other.contains("Other CPU"));
+    let other_file = dir.path().join("other.jsonl");
+    std::fs::write(&other_file, other).unwrap();
+    let profile = dir.path().join("p.json");
+    let fit = |extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "--measurements",
+            pass1,
+            "--measurements",
+            other_file.to_str().unwrap(),
+            "--memory",
+            "/nonexistent/memory.jsonl",
+            "--out",
+            profile.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        bench(&args)
+    };
+    let (code, err) = fit(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.lines().any(
+            |l| l.starts_with("flex prefill: fitted machine `Intel(R) Xeon(R) Processor|2|")
+                && l.contains("left out, another machine each: `Other CPU|2|")
+        ),
+        "{err}"
+    );
+    let (code, err) = fit(&["--machine", "Other CPU"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("flex prefill: machine `Other CPU|2|")),
+        "{err}"
+    );
+    let written = std::fs::read_to_string(&profile).unwrap();
+    assert!(
+        written.contains("\"cpu\": \"Other CPU\""),
+        "the profile describes the machine asked for"
+    );
+    let (code, err) = fit(&["--machine", "Graviton"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("no measurements of a machine matching `Graviton`") && err.contains("`Other CPU|2|"),
+        "{err}"
+    );
+}

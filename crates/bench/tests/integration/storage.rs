@@ -27,7 +27,10 @@ fn flex_options(out: &std::path::Path) -> RunOptions<'_> {
         phase: planner::Phase::Prefill,
         schedule: fast_schedule(),
         out,
+        fresh: false,
         progress: false,
+        stop: &bench::runner::never_stop,
+        on_saved: &bench::runner::ignore_saved,
     }
 }
 
