@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Work lost when a sweep is killed at a random moment (issue 16's figure).
 
-Runs `bench` on a sweep with `--log-steps`, kills it with SIGKILL at a random
-moment, runs it again, and so on for --kills kills; then lets it finish. Per
-kill it reports the measuring lost (seconds since the run's last saved step,
-or since it started if it had saved none) and the restart cost (from the
-next start to that run's first saved step: models rebuilt and warmed up).
+Runs `bench` on a sweep with `--log-steps`; once the run has saved its first
+step (its models built and warmed up), waits a random time of up to --window
+seconds and kills it with SIGKILL; runs it again, and so on for --kills kills;
+then lets it finish. Per kill it reports the measuring lost (seconds since the
+run's last saved step) and, per run, the restart cost (from its start to its
+first saved step: every unfinished model rebuilt and warmed up again).
 
     scripts/kill-figure.py target/release/bench /tmp/kills --kills 10 --seed 1
 
@@ -49,8 +50,7 @@ def main():
     ap.add_argument("--sweep", default="data/sweeps/default.toml")
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--min-s", type=float, default=2.0)
-    ap.add_argument("--max-s", type=float, default=40.0)
+    ap.add_argument("--window", type=float, default=60.0)
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     out = os.path.join(args.out_dir, "killed.jsonl")
@@ -60,10 +60,16 @@ def main():
     for k in range(args.kills):
         t0 = time.time()
         proc, saved, log, reader = start(args.bench, args.sweep, out)
-        after = rng.uniform(args.min_s, args.max_s)
+        after = rng.uniform(0.0, args.window)
+        while not saved and proc.poll() is None:
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            print(f"kill {k + 1}: the sweep finished first; stopping", file=sys.stderr)
+            break
+        first = saved[0]
         try:
-            proc.wait(timeout=after)
-            print(f"kill {k + 1}: the sweep finished before {after:.1f} s; stopping", file=sys.stderr)
+            proc.wait(timeout=max(0.0, first + after - time.time()))
+            print(f"kill {k + 1}: the sweep finished first; stopping", file=sys.stderr)
             break
         except subprocess.TimeoutExpired:
             pass
@@ -73,8 +79,7 @@ def main():
         reader.join(timeout=5)
         last = max([t for t in saved if t <= killed_at], default=t0)
         lost.append(killed_at - last)
-        if saved and k > 0:
-            restart.append(saved[0] - t0)
+        restart.append(first - t0)
         print(f"kill {k + 1}: at {killed_at - t0:.1f} s, {len(saved)} steps saved, "
               f"lost {killed_at - last:.2f} s since the last saved step")
     proc, saved, log, reader = start(args.bench, args.sweep, out)

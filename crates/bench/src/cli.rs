@@ -436,18 +436,17 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
                     );
                 }
             }
-            let interrupted_now = report.interrupted;
-            all.extend(report.written);
-            all.extend(report.reused);
-            if interrupted_now {
+            if report.interrupted {
                 return Err(Interrupted(format!(
-                    "interrupted: {} shapes written to {}; every round taken of the others is saved in {}: run the same command again to continue",
-                    all.len(),
+                    "interrupted: {name} {phase}: {} shapes finished and written to {}; every step taken of the others is saved in {}: run the same command again to continue",
+                    report.written.len(),
                     out.display(),
                     report.journal.display()
                 ))
                 .into());
             }
+            all.extend(report.written);
+            all.extend(report.reused);
         }
         outs.push(out.display().to_string());
     }

@@ -17,7 +17,8 @@
 //! shape). `step` 0 is the cold call and warm-up (no samples); step k ≥ 1
 //! holds the samples of round k. `cold_ms`, `warmup_runs`, `spent_ms` and
 //! `load` are cumulative up to that step. Reading keeps, per key, the first
-//! line of each step and only an unbroken run of steps from 0, so a sample is
+//! line of each step and only an unbroken run of well-formed steps from 0
+//! (samples finite and positive; none in step 0, some in every round), so a sample is
 //! never counted twice and a torn last line (a write cut off by SIGKILL) is
 //! skipped like any unreadable line. A rerun continues each unfinished shape
 //! from its saved steps; a finished shape is written once to the measurement
@@ -124,8 +125,10 @@ pub fn read(path: &Path) -> std::io::Result<Journal> {
     for (key, by_step) in steps {
         let mut checkpoint = Checkpoint::default();
         for (expected, (step, line)) in by_step.iter().enumerate() {
-            if *step != expected {
-                break; // a gap: what follows it cannot be trusted to continue this job
+            let usable = line.samples_ms.iter().all(|x| x.is_finite() && *x > 0.0)
+                && (*step == 0) == line.samples_ms.is_empty();
+            if *step != expected || !usable {
+                break; // a gap or a broken step: what follows cannot be trusted to continue this job
             }
             if *step > 0 {
                 checkpoint.rounds.push(line.samples_ms.clone());
@@ -175,6 +178,9 @@ mod tests {
             line("a", 2, &[3.0]),
             line("a", 2, &[9.0]), // a step written twice counts once
             line("b", 2, &[7.0]), // after a gap (no step 1): ignored
+            line("d", 0, &[]),
+            line("d", 1, &[]), // a round without samples: broken, ignored
+            line("d", 2, &[5.0]),
         ] {
             append(&path, &l).unwrap();
         }
@@ -194,6 +200,7 @@ mod tests {
         assert_eq!(a.spent, Duration::from_millis(500));
         assert!(j.checkpoints["b"].rounds.is_empty());
         assert!(j.checkpoints.contains_key("c"));
+        assert!(j.checkpoints["d"].rounds.is_empty());
         assert!(read(&dir.path().join("none")).unwrap().checkpoints.is_empty());
     }
 
