@@ -139,9 +139,9 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// Journal steps per shape key: (step, samples) in file order.
-fn journal_steps(path: &Path) -> BTreeMap<String, Vec<(u64, Vec<f64>)>> {
+fn steps_of(lines: impl Iterator<Item = serde_json::Value>) -> BTreeMap<String, Vec<(u64, Vec<f64>)>> {
     let mut by_key: BTreeMap<String, Vec<(u64, Vec<f64>)>> = BTreeMap::new();
-    for l in lines(path) {
+    for l in lines {
         let samples = l["samples_ms"]
             .as_array()
             .unwrap()
@@ -154,6 +154,11 @@ fn journal_steps(path: &Path) -> BTreeMap<String, Vec<(u64, Vec<f64>)>> {
             .push((l["step"].as_u64().unwrap(), samples));
     }
     by_key
+}
+
+/// The journal's steps; every line must read.
+fn journal_steps(path: &Path) -> BTreeMap<String, Vec<(u64, Vec<f64>)>> {
+    steps_of(lines(path).into_iter())
 }
 
 fn assert_no_step_twice(path: &Path) {
@@ -275,23 +280,8 @@ fn a_sweep_killed_anywhere_resumes_and_loses_at_most_the_step_in_flight() {
 
 /// Journal samples per key, in step order, skipping unreadable lines (the torn one).
 fn journal_steps_lenient(text: &str) -> BTreeMap<String, Vec<f64>> {
-    let mut by_key: BTreeMap<String, Vec<(u64, Vec<f64>)>> = BTreeMap::new();
-    for l in text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-    {
-        let samples = l["samples_ms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        by_key
-            .entry(l["key"].as_str().unwrap().to_string())
-            .or_default()
-            .push((l["step"].as_u64().unwrap(), samples));
-    }
-    by_key
+    let readable = text.lines().filter_map(|l| serde_json::from_str(l).ok());
+    steps_of(readable)
         .into_iter()
         .map(|(k, mut steps)| {
             steps.sort_by_key(|s| s.0);
