@@ -580,13 +580,20 @@ fn fit(args: &FitArgs) -> anyhow::Result<fitting::Fitted> {
             .iter()
             .map(|(m, n)| format!("`{m}` ({n} measurements)"))
             .collect();
+        let tie = d.other_machines.iter().any(|(_, n)| *n == d.machine_observations);
         if others.is_empty() {
             eprintln!("{} {phase}: machine `{}`", d.backend, d.machine);
         } else {
             eprintln!(
-                "{} {phase}: fitted machine `{}` (the most measurements); left out, another machine each: {}; fit one of them with --machine",
+                "{} {phase}: fitted machine `{}` ({} measurements, {}); left out, another machine each: {}; fit one of them with --machine",
                 d.backend,
                 d.machine,
+                d.machine_observations,
+                if tie {
+                    "as many as another: the choice is arbitrary"
+                } else {
+                    "the most"
+                },
                 others.join(", ")
             );
         }

@@ -22,6 +22,8 @@ pub struct BackendData {
     pub fingerprint: BTreeMap<String, String>,
     /// The machine kept (the one with the most observations).
     pub machine: String,
+    /// Its observations (before pooling).
+    pub machine_observations: usize,
     /// Other machines' observations of this backend, left out: (machine, count).
     pub other_machines: Vec<(String, usize)>,
 }
@@ -40,7 +42,8 @@ pub fn group(observations: &[Observation], phase: Phase) -> Vec<BackendData> {
         for o in &obs {
             *counts.entry(&o.machine).or_default() += 1;
         }
-        let Some((chosen, _)) = counts.iter().max_by_key(|(_, c)| **c).map(|(m, c)| (*m, *c)) else {
+        let Some((chosen, chosen_count)) = counts.iter().max_by_key(|(_, c)| **c).map(|(m, c)| (*m, *c))
+        else {
             continue;
         };
         let other_machines = counts
@@ -79,6 +82,7 @@ pub fn group(observations: &[Observation], phase: Phase) -> Vec<BackendData> {
             repeat_diffs_pct: diffs,
             fingerprint,
             machine: chosen.to_string(),
+            machine_observations: chosen_count,
             other_machines,
         });
     }

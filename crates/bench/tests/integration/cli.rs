@@ -201,6 +201,7 @@ fn fit_says_which_machines_it_found_and_fits_the_one_asked_for() {
     assert!(
         err.lines().any(
             |l| l.starts_with("flex prefill: fitted machine `Intel(R) Xeon(R) Processor|2|")
+                && l.contains("(25 measurements, the most)")
                 && l.contains("left out, another machine each: `Other CPU|2|")
         ),
         "{err}"
@@ -216,6 +217,19 @@ fn fit_says_which_machines_it_found_and_fits_the_one_asked_for() {
     assert!(
         written.contains("\"cpu\": \"Other CPU\""),
         "the profile describes the machine asked for"
+    );
+    // As many lines of each machine: the choice is arbitrary, and it says so.
+    let all_other: String = std::fs::read_to_string(pass1)
+        .unwrap()
+        .lines()
+        .map(|l| l.replace("\"cpu\":\"Intel(R) Xeon(R) Processor\"", "\"cpu\":\"Other CPU\"") + "\n")
+        .collect();
+    std::fs::write(&other_file, all_other).unwrap();
+    let (code, err) = fit(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("as many as another: the choice is arbitrary"),
+        "{err}"
     );
     let (code, err) = fit(&["--machine", "Graviton"]);
     assert_eq!(code, Some(2));
