@@ -37,6 +37,75 @@ pub struct Fingerprint {
     /// Environment variables that change threading, as set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// What decides a CPU's speed beyond its model string (`AMD EPYC` names
+    /// Zen 1 and Zen 5 guests alike); absent in lines written before it was
+    /// recorded. Recorded only: pooling does not key on it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_details: Option<CpuDetails>,
+}
+
+/// A CPU as `/proc/cpuinfo` and sysfs describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuDetails {
+    /// `vendor_id` (GenuineIntel, AuthenticAMD, …).
+    pub vendor: String,
+    /// `cpu family`, `model` and `stepping`, as `family/model/stepping`.
+    pub family_model_stepping: String,
+    /// The widest x86 vector extension the CPU reports (`avx512f`, `avx2`,
+    /// `avx`, `sse4_2`), or `none`; what runtime-dispatched kernels can use.
+    pub simd: String,
+    /// Cache sizes per level and type, as sysfs gives them (`L1d 48K`, `L2 2048K`, `L3 107520K`).
+    pub caches: Vec<String>,
+}
+
+impl CpuDetails {
+    /// Reads this machine's, `None` where `/proc/cpuinfo` says nothing (not Linux).
+    pub fn current() -> Option<Self> {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+        let caches = (0..8)
+            .filter_map(|i| {
+                let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{i}");
+                let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+                let (level, kind, size) = (read("level")?, read("type")?, read("size")?);
+                let kind = match kind.trim() {
+                    "Data" => "d",
+                    "Instruction" => "i",
+                    _ => "",
+                };
+                Some(format!("L{}{kind} {}", level.trim(), size.trim()))
+            })
+            .collect();
+        Self::parse(&cpuinfo, caches)
+    }
+
+    /// The details of the first processor of a `/proc/cpuinfo` text.
+    pub fn parse(cpuinfo: &str, caches: Vec<String>) -> Option<Self> {
+        let field = |name: &str| {
+            cpuinfo.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == name).then(|| v.trim().to_string())
+            })
+        };
+        let vendor = field("vendor_id")?;
+        let flags = field("flags").unwrap_or_default();
+        let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+        let simd = ["avx512f", "avx2", "avx", "sse4_2"]
+            .into_iter()
+            .find(|f| has(f))
+            .unwrap_or("none")
+            .to_string();
+        Some(CpuDetails {
+            vendor,
+            family_model_stepping: format!(
+                "{}/{}/{}",
+                field("cpu family").unwrap_or_default(),
+                field("model").unwrap_or_default(),
+                field("stepping").unwrap_or_default()
+            ),
+            simd,
+            caches,
+        })
+    }
 }
 
 /// The adapter a wgpu backend runs on, asked once per process and backend.
@@ -102,6 +171,7 @@ impl Fingerprint {
             commit: env!("CHIMERA_GIT_COMMIT").to_string(),
             gpu: gpu_description(backend),
             env,
+            cpu_details: CpuDetails::current(),
         }
     }
 
@@ -130,6 +200,15 @@ impl Fingerprint {
         if let Some(gpu) = &self.gpu {
             m.insert("gpu".into(), gpu.clone());
         }
+        if let Some(c) = &self.cpu_details {
+            m.insert("cpu_vendor".into(), c.vendor.clone());
+            m.insert(
+                "cpu_family_model_stepping".into(),
+                c.family_model_stepping.clone(),
+            );
+            m.insert("cpu_simd".into(), c.simd.clone());
+            m.insert("cpu_caches".into(), c.caches.join(", "));
+        }
         m
     }
 }
@@ -152,5 +231,32 @@ mod tests {
         b.threads += 1;
         assert_ne!(a.id(), b.id());
         assert!(!a.cpu.is_empty());
+    }
+
+    #[test]
+    fn two_epycs_are_told_apart_by_what_decides_speed() {
+        let zen1 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nstepping\t: 2\nflags\t\t: fpu sse4_2 avx avx2 fma\n";
+        let zen5 = zen1
+            .replace("cpu family\t: 23", "cpu family\t: 26")
+            .replace("fma", "fma avx512f avx512bw");
+        let a = CpuDetails::parse(zen1, vec!["L2 512K".into()]).unwrap();
+        let b = CpuDetails::parse(&zen5, vec![]).unwrap();
+        assert_eq!((a.vendor.as_str(), a.simd.as_str()), ("AuthenticAMD", "avx2"));
+        assert_eq!(a.family_model_stepping, "23/1/2");
+        assert_eq!(
+            (b.simd.as_str(), b.family_model_stepping.as_str()),
+            ("avx512f", "26/1/2")
+        );
+        assert_ne!(a, b);
+        assert!(CpuDetails::parse("no cpu here", vec![]).is_none());
+    }
+
+    #[test]
+    fn lines_written_before_the_details_still_read() {
+        let mut f = Fingerprint::current("flex");
+        f.cpu_details = None;
+        let json = serde_json::to_string(&f).unwrap();
+        assert!(!json.contains("cpu_details"));
+        assert_eq!(serde_json::from_str::<Fingerprint>(&json).unwrap(), f);
     }
 }
