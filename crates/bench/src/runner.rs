@@ -3,7 +3,7 @@
 //! taken, and appends each finished measurement to the file at once. A rerun
 //! continues every unfinished shape from its saved steps.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
@@ -332,34 +332,24 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
     let fp_id = fp.id();
     let run_id = format!("{}-{}", now_utc(), std::process::id());
     let existing = record::read(opts.out).with_context(|| format!("reading {}", opts.out.display()))?;
-    let done: HashSet<String> = existing
+    // The newest successful measurement of each resume key (later lines win).
+    let done: HashMap<String, &Measurement> = existing
         .measurements
         .iter()
         .filter(|m| m.status == Status::Ok && !opts.fresh)
-        .map(Measurement::resume_key)
+        .map(|m| (m.resume_key(), m))
         .collect();
     let key_of =
         |e: &SweepEntry| record::resume_key(&fp_id, opts.phase, opts.gelu, &record::shape_key(&e.shape));
-    let todo: Vec<&SweepEntry> = sweep
-        .entries
-        .iter()
-        .filter(|e| !done.contains(&key_of(e)))
-        .collect();
-    let skipped = sweep.entries.len() - todo.len();
-    let reused: Vec<Measurement> = sweep
-        .entries
-        .iter()
-        .filter(|e| done.contains(&key_of(e)))
-        .filter_map(|e| {
-            let key = key_of(e);
-            existing
-                .measurements
-                .iter()
-                .rev()
-                .find(|m| m.status == Status::Ok && m.resume_key() == key)
-                .cloned()
-        })
-        .collect();
+    let mut todo: Vec<&SweepEntry> = Vec::new();
+    let mut reused: Vec<Measurement> = Vec::new();
+    for entry in &sweep.entries {
+        match done.get(&key_of(entry)) {
+            Some(m) => reused.push((*m).clone()),
+            None => todo.push(entry),
+        }
+    }
+    let skipped = reused.len();
     let mut written = Vec::new();
     let journal_path = crate::journal::path_for(opts.out);
     let journal =
