@@ -13,6 +13,7 @@ pub mod format;
 pub mod memory;
 pub mod model;
 pub mod objective;
+pub mod operators;
 pub mod phase;
 pub mod plan;
 pub mod predict;

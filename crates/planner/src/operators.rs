@@ -1,0 +1,551 @@
+//! The operator graph: the kernels one step of a decoder runs, with their sizes.
+//!
+//! For a shape and a phase this lists every operator the Burn model of
+//! `bench` executes, in order, each with its kind and dimensions, how many
+//! times it runs per step, its FLOPs, the bytes it reads (weights apart) and
+//! writes, the weight bytes it reads, and the component it belongs to. A
+//! latency model composed from operators prices each entry with a cost law
+//! measured for that kind (`bench ops`), so a new architecture is a new list,
+//! not new terms.
+//!
+//! Prefill runs the forward over T = b·n tokens; decode runs one token per
+//! sequence against a KV cache of c = `seq` slots (the last one written by
+//! the step). FLOPs count a multiply-add as 2 and cover the matrix products
+//! and attention only, as [`crate::accounting`] does; attention is counted
+//! over the full q×kv score matrix, as the CPU kernels compute it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::accounting::BYTES_PER_ELEMENT;
+use crate::features::Component;
+use crate::phase::Phase;
+use crate::shape::Shape;
+
+/// What an operator computes, with the sizes its cost depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OpKind {
+    /// A linear layer: `[m, k] · [k, n] + bias` (m = tokens; a matrix-vector
+    /// product per sequence when m is the batch of a decode step).
+    Linear {
+        /// Rows (tokens).
+        m: u64,
+        /// Inner size (input features).
+        k: u64,
+        /// Output features.
+        n: u64,
+    },
+    /// The tied LM head, computed as `(W · xᵀ)ᵀ` with W `[vocab, d]` stored
+    /// row-major: logits for `tokens` rows.
+    LmHead {
+        /// Rows of x (tokens).
+        tokens: u64,
+        /// Width d.
+        d: u64,
+        /// Vocabulary V.
+        vocab: u64,
+    },
+    /// Fused scaled-dot-product attention over `batch·heads` heads, with the
+    /// split of the fused QKV activation before and the merge of heads after.
+    Attention {
+        /// Sequences b.
+        batch: u64,
+        /// Heads h.
+        heads: u64,
+        /// Query positions (n in prefill, 1 in decode).
+        q: u64,
+        /// Key/value positions (n in prefill, the context c in decode).
+        kv: u64,
+        /// Head size d_head.
+        d_head: u64,
+        /// Whether a causal mask applies.
+        causal: bool,
+    },
+    /// Writing one token's keys or values into a `[b, h, c, d_head]` cache buffer.
+    KvWrite {
+        /// Sequences b.
+        batch: u64,
+        /// Heads h.
+        heads: u64,
+        /// Context slots c of the buffer.
+        context: u64,
+        /// Head size.
+        d_head: u64,
+    },
+    /// LayerNorm over `rows` rows of `width` features.
+    LayerNorm {
+        /// Rows (tokens).
+        rows: u64,
+        /// Features per row.
+        width: u64,
+    },
+    /// GELU over `elements` values.
+    Gelu {
+        /// Values.
+        elements: u64,
+    },
+    /// Elementwise sum of two tensors of `elements` values (residual adds,
+    /// token + position embeddings).
+    Add {
+        /// Values.
+        elements: u64,
+    },
+    /// Gathering `rows` rows of `width` from a table of `table_rows` rows.
+    Embedding {
+        /// Rows gathered (tokens).
+        rows: u64,
+        /// Row width d.
+        width: u64,
+        /// Rows in the table.
+        table_rows: u64,
+    },
+}
+
+/// The kinds an operator can be, without sizes: what a cost law is kept for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpClass {
+    /// [`OpKind::Linear`].
+    Linear,
+    /// [`OpKind::LmHead`].
+    LmHead,
+    /// [`OpKind::Attention`].
+    Attention,
+    /// [`OpKind::KvWrite`].
+    KvWrite,
+    /// [`OpKind::LayerNorm`].
+    LayerNorm,
+    /// [`OpKind::Gelu`].
+    Gelu,
+    /// [`OpKind::Add`].
+    Add,
+    /// [`OpKind::Embedding`].
+    Embedding,
+}
+
+impl OpClass {
+    /// Every class, in a stable order.
+    pub const ALL: [OpClass; 8] = [
+        OpClass::Linear,
+        OpClass::LmHead,
+        OpClass::Attention,
+        OpClass::KvWrite,
+        OpClass::LayerNorm,
+        OpClass::Gelu,
+        OpClass::Add,
+        OpClass::Embedding,
+    ];
+
+    /// Stable snake_case name (as in measurement files and profiles).
+    pub fn name(self) -> &'static str {
+        match self {
+            OpClass::Linear => "linear",
+            OpClass::LmHead => "lm_head",
+            OpClass::Attention => "attention",
+            OpClass::KvWrite => "kv_write",
+            OpClass::LayerNorm => "layer_norm",
+            OpClass::Gelu => "gelu",
+            OpClass::Add => "add",
+            OpClass::Embedding => "embedding",
+        }
+    }
+}
+
+impl OpKind {
+    /// The class of this operator.
+    pub fn class(&self) -> OpClass {
+        match self {
+            OpKind::Linear { .. } => OpClass::Linear,
+            OpKind::LmHead { .. } => OpClass::LmHead,
+            OpKind::Attention { .. } => OpClass::Attention,
+            OpKind::KvWrite { .. } => OpClass::KvWrite,
+            OpKind::LayerNorm { .. } => OpClass::LayerNorm,
+            OpKind::Gelu { .. } => OpClass::Gelu,
+            OpKind::Add { .. } => OpClass::Add,
+            OpKind::Embedding { .. } => OpClass::Embedding,
+        }
+    }
+
+    /// The sizes a cost law of this class interpolates over, in a fixed order
+    /// per class (all ≥ 1; a causal flag is not a size and is part of the key).
+    pub fn sizes(&self) -> Vec<u64> {
+        match *self {
+            OpKind::Linear { m, k, n } => vec![m, k, n],
+            OpKind::LmHead { tokens, d, vocab } => vec![tokens, d, vocab],
+            OpKind::Attention {
+                batch,
+                heads,
+                q,
+                kv,
+                d_head,
+                ..
+            } => vec![batch * heads, q, kv, d_head],
+            OpKind::KvWrite {
+                batch,
+                heads,
+                context,
+                d_head,
+            } => vec![batch * heads, context, d_head],
+            OpKind::LayerNorm { rows, width } => vec![rows, width],
+            OpKind::Gelu { elements } | OpKind::Add { elements } => vec![elements],
+            OpKind::Embedding { rows, width, .. } => vec![rows, width],
+        }
+    }
+
+    /// Multiply-add FLOPs (×2) of the matrix products and attention; 0 otherwise.
+    pub fn flops(&self) -> u64 {
+        match *self {
+            OpKind::Linear { m, k, n } => 2 * m * k * n,
+            OpKind::LmHead { tokens, d, vocab } => 2 * tokens * d * vocab,
+            OpKind::Attention {
+                batch,
+                heads,
+                q,
+                kv,
+                d_head,
+                ..
+            } => 4 * batch * heads * q * kv * d_head,
+            _ => 0,
+        }
+    }
+
+    /// Weight bytes the operator reads (parameters, not activations).
+    pub fn weight_bytes(&self) -> u64 {
+        let e = BYTES_PER_ELEMENT;
+        match *self {
+            OpKind::Linear { k, n, .. } => e * (k * n + n),
+            OpKind::LmHead { d, vocab, .. } => e * d * vocab,
+            OpKind::LayerNorm { width, .. } => e * 2 * width,
+            _ => 0,
+        }
+    }
+
+    /// Activation (and cache) bytes read, weights apart.
+    pub fn bytes_read(&self) -> u64 {
+        let e = BYTES_PER_ELEMENT;
+        match *self {
+            OpKind::Linear { m, k, .. } => e * m * k,
+            OpKind::LmHead { tokens, d, .. } => e * tokens * d,
+            OpKind::Attention {
+                batch,
+                heads,
+                q,
+                kv,
+                d_head,
+                ..
+            } => e * batch * heads * d_head * (q + 2 * kv),
+            OpKind::KvWrite {
+                batch,
+                heads,
+                d_head,
+                ..
+            } => e * batch * heads * d_head,
+            OpKind::LayerNorm { rows, width } => e * rows * width,
+            OpKind::Gelu { elements } => e * elements,
+            OpKind::Add { elements } => e * 2 * elements,
+            OpKind::Embedding { rows, width, .. } => e * rows * width,
+        }
+    }
+
+    /// Bytes written.
+    pub fn bytes_written(&self) -> u64 {
+        let e = BYTES_PER_ELEMENT;
+        match *self {
+            OpKind::Linear { m, n, .. } => e * m * n,
+            OpKind::LmHead { tokens, vocab, .. } => e * tokens * vocab,
+            OpKind::Attention {
+                batch,
+                heads,
+                q,
+                d_head,
+                ..
+            } => e * batch * heads * q * d_head,
+            OpKind::KvWrite {
+                batch,
+                heads,
+                d_head,
+                ..
+            } => e * batch * heads * d_head,
+            OpKind::LayerNorm { rows, width } | OpKind::Embedding { rows, width, .. } => e * rows * width,
+            OpKind::Gelu { elements } | OpKind::Add { elements } => e * elements,
+        }
+    }
+
+    /// A stable text key of the kind and its sizes, e.g. `linear m=128 k=768 n=2304`.
+    pub fn key(&self) -> String {
+        match *self {
+            OpKind::Linear { m, k, n } => format!("linear m={m} k={k} n={n}"),
+            OpKind::LmHead { tokens, d, vocab } => format!("lm_head tokens={tokens} d={d} vocab={vocab}"),
+            OpKind::Attention {
+                batch,
+                heads,
+                q,
+                kv,
+                d_head,
+                causal,
+            } => format!("attention b={batch} h={heads} q={q} kv={kv} d_head={d_head} causal={causal}"),
+            OpKind::KvWrite {
+                batch,
+                heads,
+                context,
+                d_head,
+            } => format!("kv_write b={batch} h={heads} c={context} d_head={d_head}"),
+            OpKind::LayerNorm { rows, width } => format!("layer_norm rows={rows} width={width}"),
+            OpKind::Gelu { elements } => format!("gelu elements={elements}"),
+            OpKind::Add { elements } => format!("add elements={elements}"),
+            OpKind::Embedding {
+                rows,
+                width,
+                table_rows,
+            } => format!("embedding rows={rows} width={width} table={table_rows}"),
+        }
+    }
+}
+
+/// One entry of the graph: an operator, how often it runs per step, and
+/// where its time belongs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operator {
+    /// What it computes.
+    pub kind: OpKind,
+    /// Times it runs per step (L for per-block operators).
+    pub count: u64,
+    /// The component its time is shown under.
+    pub component: Component,
+    /// A short name of its role (`qkv`, `mlp_in`, `ln_final`, ...).
+    pub role: &'static str,
+}
+
+impl Operator {
+    /// FLOPs of all its runs.
+    pub fn total_flops(&self) -> u64 {
+        self.count * self.kind.flops()
+    }
+
+    /// Weight bytes of all its runs.
+    pub fn total_weight_bytes(&self) -> u64 {
+        self.count * self.kind.weight_bytes()
+    }
+
+    /// Bytes read and written by all its runs, weights included.
+    pub fn total_bytes(&self) -> u64 {
+        self.count * (self.kind.weight_bytes() + self.kind.bytes_read() + self.kind.bytes_written())
+    }
+}
+
+/// The operators of one step of `phase` for `shape`, in execution order
+/// (per-block operators once, with `count` = L).
+pub fn graph(shape: &Shape, phase: Phase) -> Vec<Operator> {
+    let (l, d, ff, v) = (shape.layers(), shape.d_model(), shape.d_ff(), shape.vocab());
+    let (b, h, dh) = (shape.batch(), shape.heads(), shape.head_dim());
+    // Tokens processed per step, and the attention geometry.
+    let (t, q, kv, causal) = match phase {
+        Phase::Prefill => (shape.tokens(), shape.seq(), shape.seq(), true),
+        Phase::Decode => (b, 1, shape.seq(), false),
+    };
+    let op = |kind, count, component, role| Operator {
+        kind,
+        count,
+        component,
+        role,
+    };
+    let mut ops = vec![
+        op(
+            OpKind::Embedding {
+                rows: t,
+                width: d,
+                table_rows: v,
+            },
+            1,
+            Component::Constant,
+            "token_embedding",
+        ),
+        op(
+            OpKind::Embedding {
+                rows: t,
+                width: d,
+                table_rows: shape.positions(),
+            },
+            1,
+            Component::Constant,
+            "position_embedding",
+        ),
+        op(OpKind::Add { elements: t * d }, 1, Component::Constant, "embedding_add"),
+        op(
+            OpKind::LayerNorm { rows: t, width: d },
+            l,
+            Component::MemoryTraffic,
+            "ln_attention",
+        ),
+        op(
+            OpKind::Linear { m: t, k: d, n: 3 * d },
+            l,
+            Component::Attention,
+            "qkv",
+        ),
+    ];
+    if phase == Phase::Decode {
+        let write = OpKind::KvWrite {
+            batch: b,
+            heads: h,
+            context: kv,
+            d_head: dh,
+        };
+        ops.push(op(write, 2 * l, Component::KvCache, "kv_write"));
+    }
+    let attention = OpKind::Attention {
+        batch: b,
+        heads: h,
+        q,
+        kv,
+        d_head: dh,
+        causal,
+    };
+    let attention_component = match phase {
+        Phase::Prefill => Component::Attention,
+        Phase::Decode => Component::KvCache,
+    };
+    ops.extend([
+        op(attention, l, attention_component, "attention"),
+        op(OpKind::Linear { m: t, k: d, n: d }, l, Component::Attention, "out_projection"),
+        op(OpKind::Add { elements: t * d }, l, Component::MemoryTraffic, "residual_attention"),
+        op(OpKind::LayerNorm { rows: t, width: d }, l, Component::MemoryTraffic, "ln_mlp"),
+        op(OpKind::Linear { m: t, k: d, n: ff }, l, Component::Mlp, "mlp_in"),
+        op(OpKind::Gelu { elements: t * ff }, l, Component::Mlp, "gelu"),
+        op(OpKind::Linear { m: t, k: ff, n: d }, l, Component::Mlp, "mlp_out"),
+        op(OpKind::Add { elements: t * d }, l, Component::MemoryTraffic, "residual_mlp"),
+        op(OpKind::LayerNorm { rows: t, width: d }, 1, Component::LmHead, "ln_final"),
+        op(
+            OpKind::LmHead {
+                tokens: t,
+                d,
+                vocab: v,
+            },
+            1,
+            Component::LmHead,
+            "lm_head",
+        ),
+    ]);
+    ops
+}
+
+/// Bytes one step reads and writes in all (weights, activations, KV cache):
+/// the working set whose size decides which memory level serves it.
+pub fn step_bytes(ops: &[Operator]) -> u64 {
+    ops.iter().map(Operator::total_bytes).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::ShapeSpec;
+    use proptest::prelude::*;
+
+    fn sum(ops: &[Operator], f: impl Fn(&Operator) -> u64) -> u64 {
+        ops.iter().map(f).sum()
+    }
+
+    fn gpt2_small() -> Shape {
+        ShapeSpec {
+            heads: Some(12),
+            ..ShapeSpec::new(12, 768)
+        }
+        .validate()
+        .unwrap()
+    }
+
+    #[test]
+    fn gpt2_small_flops_and_weights_match_the_accounting() {
+        let s = gpt2_small();
+        let a = s.accounting();
+        let prefill = graph(&s, Phase::Prefill);
+        assert_eq!(sum(&prefill, Operator::total_flops), a.flops.total);
+        let decode = graph(&s, Phase::Decode);
+        assert_eq!(sum(&decode, Operator::total_flops), a.decode.flops.total);
+        // Every weight but the position table is read once per step.
+        assert_eq!(sum(&decode, Operator::total_weight_bytes), a.decode.weight_bytes);
+        assert_eq!(sum(&prefill, Operator::total_weight_bytes), a.decode.weight_bytes);
+    }
+
+    #[test]
+    fn decode_writes_keys_and_values_and_attends_over_the_context() {
+        let s = ShapeSpec {
+            seq: Some(256),
+            batch: Some(2),
+            ..ShapeSpec::new(3, 128)
+        }
+        .validate()
+        .unwrap();
+        let ops = graph(&s, Phase::Decode);
+        let writes: Vec<_> = ops.iter().filter(|o| o.kind.class() == OpClass::KvWrite).collect();
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0].count, 6);
+        let attention = ops.iter().find(|o| o.kind.class() == OpClass::Attention).unwrap();
+        assert_eq!(
+            attention.kind,
+            OpKind::Attention {
+                batch: 2,
+                heads: 2,
+                q: 1,
+                kv: 256,
+                d_head: 64,
+                causal: false
+            }
+        );
+        // The attention reads the whole cache: 2 (K and V) · L · b · c · d · 4 bytes.
+        let kv_read = attention.count * attention.kind.bytes_read();
+        let query = 3 * 2 * 128 * 4;
+        assert_eq!(kv_read - query, s.accounting().decode.kv_bytes);
+        assert!(!graph(&s, Phase::Prefill).iter().any(|o| o.kind.class() == OpClass::KvWrite));
+    }
+
+    #[test]
+    fn keys_name_kind_and_sizes() {
+        let k = OpKind::Linear { m: 128, k: 768, n: 2304 };
+        assert_eq!(k.key(), "linear m=128 k=768 n=2304");
+        assert_eq!(k.sizes(), vec![128, 768, 2304]);
+        assert_eq!(k.class().name(), "linear");
+        let json = serde_json::to_string(&k).unwrap();
+        assert_eq!(json, r#"{"kind":"linear","m":128,"k":768,"n":2304}"#);
+        assert_eq!(serde_json::from_str::<OpKind>(&json).unwrap(), k);
+    }
+
+    proptest! {
+        #[test]
+        fn graph_flops_and_weights_equal_the_accounting(
+            layers in 1u64..48,
+            heads in 1u64..24,
+            head_dim in 1u64..160,
+            ff_mult in 1u64..6,
+            vocab in 1u64..60_000,
+            seq in 1u64..1024,
+            batch in 1u64..16,
+        ) {
+            let d = heads * head_dim;
+            let s = ShapeSpec {
+                heads: Some(heads),
+                d_ff: Some(ff_mult * d),
+                vocab: Some(vocab),
+                seq: Some(seq),
+                batch: Some(batch),
+                ..ShapeSpec::new(layers, d)
+            }
+            .validate()
+            .unwrap();
+            let a = s.accounting();
+            let prefill = graph(&s, Phase::Prefill);
+            let decode = graph(&s, Phase::Decode);
+            prop_assert_eq!(sum(&prefill, Operator::total_flops), a.flops.total);
+            prop_assert_eq!(sum(&decode, Operator::total_flops), a.decode.flops.total);
+            prop_assert_eq!(sum(&decode, Operator::total_weight_bytes), a.decode.weight_bytes);
+            prop_assert_eq!(sum(&prefill, Operator::total_weight_bytes), a.decode.weight_bytes);
+            // Matrix-product FLOPs split by component as the accounting splits them.
+            let by = |ops: &[Operator], c: Component| -> u64 {
+                ops.iter().filter(|o| o.component == c && o.kind.class() == OpClass::Linear).map(Operator::total_flops).sum()
+            };
+            prop_assert_eq!(by(&prefill, Component::Attention), a.flops.attention_projections);
+            prop_assert_eq!(by(&prefill, Component::Mlp), a.flops.mlp);
+            prop_assert!(step_bytes(&decode) >= a.decode.weight_bytes + a.decode.kv_bytes);
+        }
+    }
+}
