@@ -6,6 +6,8 @@
 
 pub mod accounting;
 pub mod chart;
+pub mod compose;
+pub mod costlaw;
 pub mod crossover;
 pub mod error;
 pub mod features;

@@ -25,11 +25,15 @@ use crate::shape::Shape;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpKind {
-    /// A linear layer: `[m, k] · [k, n] + bias` (m = tokens; a matrix-vector
-    /// product per sequence when m is the batch of a decode step).
+    /// A linear layer on `[batch, rows, k]` activations: `· [k, n] + bias`
+    /// (rows = n tokens in prefill, 1 in decode: a matrix-vector product per
+    /// sequence). Batch and rows are kept apart because a backend may or may
+    /// not fold them into one matrix product.
     Linear {
-        /// Rows (tokens).
-        m: u64,
+        /// Sequences b.
+        batch: u64,
+        /// Rows per sequence.
+        rows: u64,
         /// Inner size (input features).
         k: u64,
         /// Output features.
@@ -170,7 +174,7 @@ impl OpKind {
     /// per class (all ≥ 1; a causal flag is not a size and is part of the key).
     pub fn sizes(&self) -> Vec<u64> {
         match *self {
-            OpKind::Linear { m, k, n } => vec![m, k, n],
+            OpKind::Linear { batch, rows, k, n } => vec![batch, rows, k, n],
             OpKind::LmHead { tokens, d, vocab } => vec![tokens, d, vocab],
             OpKind::Attention {
                 batch,
@@ -192,10 +196,20 @@ impl OpKind {
         }
     }
 
+    /// Kernel launches a backend may make one by one: a linear layer's
+    /// sequences, attention's heads and cache writes' heads; 1 otherwise.
+    pub fn dispatches(&self) -> u64 {
+        match *self {
+            OpKind::Linear { batch, .. } => batch,
+            OpKind::Attention { batch, heads, .. } | OpKind::KvWrite { batch, heads, .. } => batch * heads,
+            _ => 1,
+        }
+    }
+
     /// Multiply-add FLOPs (×2) of the matrix products and attention; 0 otherwise.
     pub fn flops(&self) -> u64 {
         match *self {
-            OpKind::Linear { m, k, n } => 2 * m * k * n,
+            OpKind::Linear { batch, rows, k, n } => 2 * batch * rows * k * n,
             OpKind::LmHead { tokens, d, vocab } => 2 * tokens * d * vocab,
             OpKind::Attention {
                 batch,
@@ -224,7 +238,7 @@ impl OpKind {
     pub fn bytes_read(&self) -> u64 {
         let e = BYTES_PER_ELEMENT;
         match *self {
-            OpKind::Linear { m, k, .. } => e * m * k,
+            OpKind::Linear { batch, rows, k, .. } => e * batch * rows * k,
             OpKind::LmHead { tokens, d, .. } => e * tokens * d,
             OpKind::Attention {
                 batch,
@@ -251,7 +265,7 @@ impl OpKind {
     pub fn bytes_written(&self) -> u64 {
         let e = BYTES_PER_ELEMENT;
         match *self {
-            OpKind::Linear { m, n, .. } => e * m * n,
+            OpKind::Linear { batch, rows, n, .. } => e * batch * rows * n,
             OpKind::LmHead { tokens, vocab, .. } => e * tokens * vocab,
             OpKind::Attention {
                 batch,
@@ -271,10 +285,10 @@ impl OpKind {
         }
     }
 
-    /// A stable text key of the kind and its sizes, e.g. `linear m=128 k=768 n=2304`.
+    /// A stable text key of the kind and its sizes, e.g. `linear b=1 rows=128 k=768 n=2304`.
     pub fn key(&self) -> String {
         match *self {
-            OpKind::Linear { m, k, n } => format!("linear m={m} k={k} n={n}"),
+            OpKind::Linear { batch, rows, k, n } => format!("linear b={batch} rows={rows} k={k} n={n}"),
             OpKind::LmHead { tokens, d, vocab } => format!("lm_head tokens={tokens} d={d} vocab={vocab}"),
             OpKind::Attention {
                 batch,
@@ -343,6 +357,7 @@ pub fn graph(shape: &Shape, phase: Phase) -> Vec<Operator> {
         Phase::Prefill => (shape.tokens(), shape.seq(), shape.seq(), true),
         Phase::Decode => (b, 1, shape.seq(), false),
     };
+    let linear = |k, n| OpKind::Linear { batch: b, rows: q, k, n };
     let op = |kind, count, component, role| Operator {
         kind,
         count,
@@ -378,7 +393,7 @@ pub fn graph(shape: &Shape, phase: Phase) -> Vec<Operator> {
             "ln_attention",
         ),
         op(
-            OpKind::Linear { m: t, k: d, n: 3 * d },
+            linear(d, 3 * d),
             l,
             Component::Attention,
             "qkv",
@@ -407,12 +422,12 @@ pub fn graph(shape: &Shape, phase: Phase) -> Vec<Operator> {
     };
     ops.extend([
         op(attention, l, attention_component, "attention"),
-        op(OpKind::Linear { m: t, k: d, n: d }, l, Component::Attention, "out_projection"),
+        op(linear(d, d), l, Component::Attention, "out_projection"),
         op(OpKind::Add { elements: t * d }, l, Component::MemoryTraffic, "residual_attention"),
         op(OpKind::LayerNorm { rows: t, width: d }, l, Component::MemoryTraffic, "ln_mlp"),
-        op(OpKind::Linear { m: t, k: d, n: ff }, l, Component::Mlp, "mlp_in"),
+        op(linear(d, ff), l, Component::Mlp, "mlp_in"),
         op(OpKind::Gelu { elements: t * ff }, l, Component::Mlp, "gelu"),
-        op(OpKind::Linear { m: t, k: ff, n: d }, l, Component::Mlp, "mlp_out"),
+        op(linear(ff, d), l, Component::Mlp, "mlp_out"),
         op(OpKind::Add { elements: t * d }, l, Component::MemoryTraffic, "residual_mlp"),
         op(OpKind::LayerNorm { rows: t, width: d }, 1, Component::LmHead, "ln_final"),
         op(
@@ -501,12 +516,12 @@ mod tests {
 
     #[test]
     fn keys_name_kind_and_sizes() {
-        let k = OpKind::Linear { m: 128, k: 768, n: 2304 };
-        assert_eq!(k.key(), "linear m=128 k=768 n=2304");
-        assert_eq!(k.sizes(), vec![128, 768, 2304]);
+        let k = OpKind::Linear { batch: 2, rows: 128, k: 768, n: 2304 };
+        assert_eq!(k.key(), "linear b=2 rows=128 k=768 n=2304");
+        assert_eq!(k.sizes(), vec![2, 128, 768, 2304]);
         assert_eq!(k.class().name(), "linear");
         let json = serde_json::to_string(&k).unwrap();
-        assert_eq!(json, r#"{"kind":"linear","m":128,"k":768,"n":2304}"#);
+        assert_eq!(json, r#"{"kind":"linear","batch":2,"rows":128,"k":768,"n":2304}"#);
         assert_eq!(serde_json::from_str::<OpKind>(&json).unwrap(), k);
     }
 
