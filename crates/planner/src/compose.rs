@@ -16,7 +16,7 @@ use crate::phase::Phase;
 use crate::shape::Shape;
 
 /// The time of one operator of the graph, all its runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorTime {
     /// The operator.
     pub operator: Operator,
@@ -25,7 +25,7 @@ pub struct OperatorTime {
 }
 
 /// The uncorrected operator sum of one step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorSum {
     /// Σ of the operator times, ms.
     pub total_ms: f64,

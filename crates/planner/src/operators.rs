@@ -318,7 +318,7 @@ impl OpKind {
 
 /// One entry of the graph: an operator, how often it runs per step, and
 /// where its time belongs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Operator {
     /// What it computes.
     pub kind: OpKind,
