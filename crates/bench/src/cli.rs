@@ -39,6 +39,15 @@ enum Command {
     /// Measure the peak memory of each shape (resident set, one child process
     /// per shape) and compare it with the planner's estimate.
     Memory(MemoryArgs),
+    /// Micro-benchmark every operator class (linear layers, LM head,
+    /// attention, KV-cache writes, LayerNorm, GELU, adds, embeddings) over a
+    /// grid of sizes, and the bandwidth against working-set size: the data
+    /// of the operator-level latency model.
+    Ops(OpsArgs),
+    /// Compose whole-model latency from operator measurements: fit the cost
+    /// laws, check how much of each measured latency the operator sum explains,
+    /// calibrate on a few anchors and score the rest.
+    Compose(ComposeArgs),
     /// One shape's memory, in this process (used by `memory`).
     #[command(hide = true)]
     MemoryProbe(ProbeArgs),
@@ -65,6 +74,42 @@ struct MemoryArgs {
 
 /// Where `bench memory` writes (and the report reads) memory measurements.
 const MEMORY_FILE: &str = "data/memory/cpu.jsonl";
+
+#[derive(Args, Clone)]
+struct OpsArgs {
+    /// Backends, comma separated (default: every compiled-in CPU backend).
+    #[arg(long, value_delimiter = ',')]
+    backend: Vec<String>,
+    /// A few tiny sizes per operator class (seconds; for a smoke test).
+    #[arg(long)]
+    quick: bool,
+    /// GELU variant of the GELU probes.
+    #[arg(long, value_enum, default_value_t = Gelu::Exact)]
+    gelu: Gelu,
+    /// Operator file to append to (a rerun skips what it holds).
+    #[arg(long, default_value = OPS_FILE)]
+    out: PathBuf,
+    /// Measure every probe anew.
+    #[arg(long)]
+    fresh: bool,
+}
+
+#[derive(Args, Clone)]
+struct ComposeArgs {
+    /// Operator files (`bench ops`).
+    #[arg(long, default_value = OPS_FILE)]
+    ops: Vec<PathBuf>,
+    /// Whole-model measurement files or folders of the same machine.
+    #[arg(long, required = true)]
+    measurements: Vec<PathBuf>,
+    /// Shapes per phase the calibration is fitted on (spread over the
+    /// operator sums); every other shape is held out.
+    #[arg(long, default_value_t = 6)]
+    anchors: usize,
+}
+
+/// Where `bench ops` writes operator measurements.
+const OPS_FILE: &str = "data/ops/cpu.jsonl";
 
 #[derive(Args, Clone)]
 struct ProbeArgs {
@@ -724,6 +769,82 @@ fn memory(args: &MemoryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn compose(args: &ComposeArgs) -> anyhow::Result<()> {
+    let (checks, warnings) = bench::composing::compose(&bench::composing::ComposeOptions {
+        ops: args.ops.clone(),
+        measurements: args.measurements.clone(),
+        anchors: args.anchors,
+    })?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    print!("{}", bench::composing::render(&checks));
+    Ok(())
+}
+
+fn ops(args: &OpsArgs) -> anyhow::Result<()> {
+    let backends = if args.backend.is_empty() {
+        cpu_backends()
+    } else {
+        args.backend.clone()
+    };
+    install_interrupt_handler();
+    let mut failed = 0;
+    for name in &backends {
+        let started = std::time::Instant::now();
+        let report = bench::ops::run(&bench::ops::OpsOptions {
+            backend: name,
+            gelu: args.gelu,
+            grid: if args.quick {
+                bench::ops::grid::Grid::Quick
+            } else {
+                bench::ops::grid::Grid::Full
+            },
+            schedule: bench::ops::schedule(),
+            out: &args.out,
+            fresh: args.fresh,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            stop: &interrupted,
+            max_held_bytes: bench::ops::DEFAULT_MAX_HELD_BYTES,
+        })?;
+        for (line, why) in &report.file_skipped {
+            eprintln!("warning: {}:{line}: unreadable line skipped ({why})", args.out.display());
+        }
+        let bad: Vec<_> = report
+            .written
+            .iter()
+            .filter(|m| m.status == bench::record::Status::Failed)
+            .collect();
+        for m in &bad {
+            eprintln!(
+                "{name}: {} failed: {}",
+                m.probe.key(),
+                m.error.as_deref().unwrap_or("unknown error")
+            );
+        }
+        failed += bad.len();
+        eprintln!(
+            "{name}: {} probes measured, {} already in {}, {} failed, {:.0} s",
+            report.written.len() - bad.len(),
+            report.skipped,
+            args.out.display(),
+            bad.len(),
+            started.elapsed().as_secs_f64()
+        );
+        if report.interrupted {
+            return Err(Interrupted(format!(
+                "interrupted: every finished probe is in {}; rerun the same command to measure the rest",
+                args.out.display()
+            ))
+            .into());
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} probe(s) failed; the others are saved");
+    }
+    Ok(())
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -734,6 +855,8 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Report(args)) => report(&args),
         Some(Command::Profile(args)) => onboard(&args),
         Some(Command::Memory(args)) => memory(&args),
+        Some(Command::Ops(args)) => ops(&args),
+        Some(Command::Compose(args)) => compose(&args),
         Some(Command::MemoryProbe(args)) => memory_probe(&args),
     }
 }

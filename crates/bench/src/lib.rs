@@ -4,6 +4,7 @@
 //! tested without a model (statistics, stopping rule, storage) is tested so.
 
 pub mod backend;
+pub mod composing;
 pub mod fingerprint;
 pub mod fitting;
 pub mod gpu;
@@ -12,6 +13,7 @@ pub mod journal;
 pub mod memory;
 pub mod model;
 pub mod onboard;
+pub mod ops;
 pub mod record;
 pub mod runner;
 pub mod summary;

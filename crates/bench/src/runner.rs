@@ -233,7 +233,7 @@ pub fn format_utc(secs: u64) -> String {
     )
 }
 
-fn warnings_for(t: &Timings, target: f64) -> Vec<String> {
+pub(crate) fn warnings_for(t: &Timings, target: f64) -> Vec<String> {
     let mut w = Vec::new();
     let s = &t.summary;
     if !t.converged {

@@ -16,6 +16,7 @@ pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod observation;
+pub mod operators;
 pub mod pipeline;
 pub mod pooling;
 pub mod profile_fit;

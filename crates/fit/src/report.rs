@@ -155,7 +155,7 @@ fn coef(model: &LatencyModel, v: Variable) -> Option<(f64, Option<f64>)> {
             .iter()
             .find(|c| c.variable == v)
             .map(|c| (c.value, c.std_error)),
-        LatencyModel::Physics { .. } => None,
+        LatencyModel::Physics { .. } | LatencyModel::Operators { .. } => None,
     }
 }
 

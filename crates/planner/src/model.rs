@@ -2,8 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compose::{Calibration, operator_sum};
+use crate::costlaw::OperatorLaws;
 use crate::features::{Term, term_value};
-use crate::shape::Shape;
+use crate::phase::Phase;
+use crate::shape::{Shape, ShapeSpec};
 
 /// A raw architecture variable used by the TR121-style regression models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -104,6 +107,16 @@ pub enum LatencyModel {
         /// β for each variable; the intercept multiplies 1, not ln 1.
         coefficients: Vec<Coefficient>,
     },
+    /// t = scale · Σ operators + per_layer · L + constant: the step's
+    /// operator graph priced by measured cost laws ([`crate::compose`]).
+    Operators {
+        /// Which step the graph is built for.
+        phase: Phase,
+        /// The correction fitted on whole-model anchors.
+        calibration: Calibration,
+        /// The backend's operator cost laws.
+        laws: Box<OperatorLaws>,
+    },
 }
 
 impl LatencyModel {
@@ -125,6 +138,15 @@ impl LatencyModel {
                 })
                 .sum::<f64>()
                 .exp(),
+            LatencyModel::Operators {
+                phase,
+                calibration,
+                laws,
+            } => match operator_sum(laws, shape, *phase) {
+                Ok(sum) => calibration.apply(sum.total_ms, shape.layers()),
+                // `check` makes sure every class of the graph has a law.
+                Err(_) => f64::NAN,
+            },
         }
     }
 
@@ -142,6 +164,27 @@ impl LatencyModel {
             }
             LatencyModel::Linear { coefficients } | LatencyModel::LogLinear { coefficients } => {
                 coefficients.iter().map(|c| c.value).collect()
+            }
+            LatencyModel::Operators {
+                phase,
+                calibration,
+                laws,
+            } => {
+                let c = calibration;
+                let mut values = vec![c.scale, c.per_layer_ms, c.constant_ms];
+                for law in &laws.laws {
+                    values.extend(law.base.coefficients());
+                    values.extend(law.smoothing);
+                    values.extend(law.points.iter().map(|p| p.ms));
+                }
+                values.extend(laws.streams.iter().map(|p| p.bytes_per_ms));
+                if values.iter().any(|v| *v < 0.0) {
+                    return Err("operator model has a negative coefficient or time".into());
+                }
+                // Every class of the phase's graph must have a law.
+                let probe = ShapeSpec::new(1, 64).validate().expect("a valid shape");
+                operator_sum(laws, &probe, *phase).map_err(|e| format!("operator model: {e}"))?;
+                values
             }
         };
         if values.iter().any(|v| !v.is_finite()) {

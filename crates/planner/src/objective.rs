@@ -77,6 +77,25 @@ pub fn mean_decode_ms(backend: &BackendProfile, shape: &Shape, output: u64) -> O
 fn summed_decode_ms(model: &LatencyModel, shape: &Shape, first: u64, last: u64) -> Option<f64> {
     let at = |c: u64| shape.with_seq(c).ok();
     let ms = |c: u64| Some(model.predict_ms(&at(c)?).max(f64::MIN_POSITIVE));
+    if matches!(model, LatencyModel::Operators { .. }) {
+        // Operator laws bend smoothly with the context (bandwidth against
+        // working set, measured corrections): a trapezoid over 32 pieces.
+        let pieces = (last - first).min(32);
+        if pieces == 0 {
+            return ms(first);
+        }
+        let mut total = 0.0;
+        let mut prev = (first, ms(first)?);
+        for i in 1..=pieces {
+            let c = first + (last - first) * i / pieces;
+            let now = (c, ms(c)?);
+            // Contexts prev.0 + 1 ..= c, the end of the piece counted in it.
+            total += (c - prev.0) as f64 * (prev.1 + now.1) / 2.0;
+            prev = now;
+        }
+        // The first context itself.
+        return Some(total + ms(first)?);
+    }
     let mut starts = vec![first];
     if let LatencyModel::Physics { terms } = model {
         for t in terms.iter().filter(|t| t.term.is_cache_cliff()) {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What one timed step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// One forward pass over n prompt tokens per sequence (`seq` = n).

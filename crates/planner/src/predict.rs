@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compose::operator_sum;
 use crate::features::{Component, Term, term_value};
 use crate::model::LatencyModel;
 use crate::profile::{BackendProfile, Profile};
@@ -40,30 +41,55 @@ pub struct Prediction {
     pub outside: Vec<String>,
 }
 
-fn breakdown(model: &LatencyModel, shape: &Shape) -> Vec<ComponentTime> {
-    let LatencyModel::Physics { terms } = model else {
-        return vec![];
-    };
-    let a = shape.accounting();
-    let mut parts: Vec<ComponentTime> = vec![];
-    let mut add = |component: Component, ms: f64| match parts.iter_mut().find(|p| p.component == component) {
+/// Adds `ms` to `component`'s entry (creating it).
+fn add_to(parts: &mut Vec<ComponentTime>, component: Component, ms: f64) {
+    match parts.iter_mut().find(|p| p.component == component) {
         Some(p) => p.ms += ms,
         None => parts.push(ComponentTime { component, ms }),
-    };
-    for c in terms {
-        let ms = c.value * term_value(c.term, shape);
-        if matches!(
-            c.term,
-            Term::MatmulGflop | Term::NarrowMatmulGflop | Term::ShortMatmulGflop | Term::DecodeMatmulGflop
-        ) {
-            // Split projections vs MLP by their FLOP shares.
-            let proj = a.flops.attention_projections as f64;
-            let share = proj / (proj + a.flops.mlp as f64);
-            add(Component::Attention, ms * share);
-            add(Component::Mlp, ms * (1.0 - share));
-        } else {
-            add(c.term.component(), ms);
+    }
+}
+
+fn breakdown(model: &LatencyModel, shape: &Shape) -> Vec<ComponentTime> {
+    let mut parts: Vec<ComponentTime> = vec![];
+    match model {
+        LatencyModel::Physics { terms } => {
+            let a = shape.accounting();
+            for c in terms {
+                let ms = c.value * term_value(c.term, shape);
+                if matches!(
+                    c.term,
+                    Term::MatmulGflop | Term::NarrowMatmulGflop | Term::ShortMatmulGflop | Term::DecodeMatmulGflop
+                ) {
+                    // Split projections vs MLP by their FLOP shares.
+                    let proj = a.flops.attention_projections as f64;
+                    let share = proj / (proj + a.flops.mlp as f64);
+                    add_to(&mut parts, Component::Attention, ms * share);
+                    add_to(&mut parts, Component::Mlp, ms * (1.0 - share));
+                } else {
+                    add_to(&mut parts, c.term.component(), ms);
+                }
+            }
         }
+        LatencyModel::Operators {
+            phase,
+            calibration,
+            laws,
+        } => {
+            let Ok(sum) = operator_sum(laws, shape, *phase) else {
+                return vec![];
+            };
+            for (component, ms) in sum.by_component() {
+                add_to(&mut parts, component, calibration.scale * ms);
+            }
+            let per_layer = calibration.per_layer_ms * shape.layers() as f64;
+            if per_layer > 0.0 {
+                add_to(&mut parts, Component::PerLayerFixed, per_layer);
+            }
+            if calibration.constant_ms > 0.0 {
+                add_to(&mut parts, Component::Constant, calibration.constant_ms);
+            }
+        }
+        LatencyModel::Linear { .. } | LatencyModel::LogLinear { .. } => {}
     }
     parts.sort_by(|a, b| b.ms.total_cmp(&a.ms));
     parts

@@ -2,6 +2,7 @@
 //! so one binary is one link instead of four).
 
 mod cli;
+mod ops;
 mod profile_vs_data;
 mod sessions;
 mod storage;

@@ -1,0 +1,251 @@
+//! The sizes `bench ops` measures: a grid that covers the operators of the
+//! shapes the planner searches and the sweeps measure.
+//!
+//! Widths 32…1536, decode batches 1…8 (one row per sequence), prefill
+//! batches × rows from 1 × 32 to 8 × 512 tokens, head sizes 32…128, contexts
+//! 64…1024, both vocabularies of the sweeps. The product of every dimension
+//! would take hours; the grid instead follows the operators' own structure
+//! (a linear layer's k × n is d × 3d, d × d, d × ff or ff × d), and the
+//! cost laws read between its points. Probes above a FLOP cap are left out:
+//! they are compute bound, where the laws extrapolate along their power law.
+
+use planner::operators::OpKind;
+
+use super::record::Probe;
+
+/// Which grid to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grid {
+    /// Every class over the sizes the planner searches (a few minutes).
+    Full,
+    /// A handful of tiny sizes per class (seconds; for tests).
+    Quick,
+}
+
+struct Axes {
+    widths: &'static [u64],
+    /// (batch, rows per sequence) of linear layers.
+    token_layouts: &'static [(u64, u64)],
+    /// Tokens of the LM head, LayerNorm and embeddings.
+    tokens: &'static [u64],
+    vocabs: &'static [u64],
+    batches: &'static [u64],
+    heads: &'static [u64],
+    seqs: &'static [u64],
+    contexts: &'static [u64],
+    head_sizes: &'static [u64],
+    elements: &'static [u64],
+    stream_bytes: &'static [u64],
+    max_flops: u64,
+}
+
+const FULL: Axes = Axes {
+    widths: &[32, 64, 128, 256, 384, 512, 768, 1024, 1536],
+    token_layouts: &[
+        (1, 1),
+        (2, 1),
+        (4, 1),
+        (8, 1),
+        (1, 32),
+        (1, 128),
+        (1, 512),
+        (4, 128),
+        (8, 128),
+        (4, 512),
+    ],
+    tokens: &[1, 2, 4, 8, 32, 128, 512, 2048],
+    vocabs: &[256, 50_257],
+    batches: &[1, 4],
+    heads: &[1, 4, 16],
+    seqs: &[32, 128, 512],
+    contexts: &[64, 256, 1024],
+    head_sizes: &[32, 64, 128],
+    elements: &[
+        1 << 5,
+        1 << 7,
+        1 << 9,
+        1 << 11,
+        1 << 13,
+        1 << 15,
+        1 << 17,
+        1 << 19,
+        1 << 21,
+        1 << 23,
+    ],
+    stream_bytes: &[
+        1 << 21,
+        1 << 22,
+        1 << 23,
+        1 << 24,
+        1 << 25,
+        1 << 26,
+        1 << 27,
+        1 << 28,
+        1 << 29,
+        1 << 30,
+    ],
+    max_flops: 1 << 35,
+};
+
+const QUICK: Axes = Axes {
+    widths: &[32, 64],
+    token_layouts: &[(1, 1), (2, 16)],
+    tokens: &[1, 16],
+    vocabs: &[256],
+    batches: &[1],
+    heads: &[1, 2],
+    seqs: &[16],
+    contexts: &[16],
+    head_sizes: &[16, 32],
+    elements: &[1 << 6, 1 << 10],
+    stream_bytes: &[1 << 20, 1 << 21],
+    max_flops: 1 << 30,
+};
+
+/// Every probe of a grid, in a stable order (streams last).
+pub fn probes(grid: Grid) -> Vec<Probe> {
+    let a = match grid {
+        Grid::Full => &FULL,
+        Grid::Quick => &QUICK,
+    };
+    let mut ops: Vec<OpKind> = vec![];
+    for &d in a.widths {
+        for &(batch, rows) in a.token_layouts {
+            for (k, n) in [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)] {
+                ops.push(OpKind::Linear { batch, rows, k, n });
+            }
+        }
+        for &tokens in a.tokens {
+            for &vocab in a.vocabs {
+                ops.push(OpKind::LmHead { tokens, d, vocab });
+            }
+            ops.push(OpKind::LayerNorm { rows: tokens, width: d });
+            ops.push(OpKind::Embedding {
+                rows: tokens,
+                width: d,
+                table_rows: 1024,
+            });
+        }
+    }
+    for &batch in a.batches {
+        for &heads in a.heads {
+            for &d_head in a.head_sizes {
+                for &n in a.seqs {
+                    ops.push(OpKind::Attention {
+                        batch,
+                        heads,
+                        q: n,
+                        kv: n,
+                        d_head,
+                        causal: true,
+                    });
+                }
+                for &c in a.contexts {
+                    ops.push(OpKind::Attention {
+                        batch,
+                        heads,
+                        q: 1,
+                        kv: c,
+                        d_head,
+                        causal: false,
+                    });
+                    ops.push(OpKind::KvWrite {
+                        batch,
+                        heads,
+                        context: c,
+                        d_head,
+                    });
+                }
+            }
+        }
+    }
+    for &elements in a.elements {
+        ops.push(OpKind::Gelu { elements });
+        ops.push(OpKind::Add { elements });
+    }
+    let mut probes: Vec<Probe> = ops
+        .into_iter()
+        .filter(|op| op.flops() <= a.max_flops)
+        .map(Probe::Operator)
+        .collect();
+    probes.extend(a.stream_bytes.iter().map(|&working_set_bytes| Probe::Stream { working_set_bytes }));
+    probes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use planner::Phase;
+    use planner::operators::{OpClass, graph};
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_class_and_both_attention_kinds_are_measured() {
+        for grid in [Grid::Full, Grid::Quick] {
+            let probes = probes(grid);
+            let classes: HashSet<OpClass> = probes
+                .iter()
+                .filter_map(|p| match p {
+                    Probe::Operator(op) => Some(op.class()),
+                    Probe::Stream { .. } => None,
+                })
+                .collect();
+            assert_eq!(classes.len(), OpClass::ALL.len(), "{grid:?}");
+            let causal: HashSet<bool> = probes
+                .iter()
+                .filter_map(|p| match p {
+                    Probe::Operator(OpKind::Attention { causal, .. }) => Some(*causal),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(causal.len(), 2);
+            assert!(probes.iter().any(|p| matches!(p, Probe::Stream { .. })));
+            let keys: HashSet<String> = probes.iter().map(Probe::key).collect();
+            assert_eq!(keys.len(), probes.len(), "no probe twice");
+        }
+    }
+
+    #[test]
+    fn the_grid_spans_the_operators_of_the_default_sweeps() {
+        // Each size of every operator of the committed sweeps' shapes lies
+        // within the grid's range for its class (between points the laws
+        // interpolate; the FLOP cap leaves the largest compute-bound ones to
+        // extrapolation, checked apart).
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sweeps");
+        let probes = probes(Grid::Full);
+        let ranges = |class: OpClass| -> Vec<(u64, u64)> {
+            let sizes: Vec<Vec<u64>> = probes
+                .iter()
+                .filter_map(|p| match p {
+                    Probe::Operator(op) if op.class() == class => Some(op.sizes()),
+                    _ => None,
+                })
+                .collect();
+            (0..sizes[0].len())
+                .map(|i| {
+                    let col = sizes.iter().map(|s| s[i]);
+                    (col.clone().min().unwrap(), col.max().unwrap())
+                })
+                .collect()
+        };
+        for file in ["default.toml", "decode.toml"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let sweep = crate::sweep::Sweep::parse(&text).unwrap();
+            for entry in &sweep.entries {
+                for phase in Phase::ALL {
+                    for o in graph(&entry.shape, phase) {
+                        let r = ranges(o.kind.class());
+                        for (i, (&s, (lo, hi))) in o.kind.sizes().iter().zip(&r).enumerate() {
+                            // Elementwise sizes and compute-bound products may exceed the top by 4×.
+                            assert!(
+                                s >= *lo && s <= 4 * hi,
+                                "{file}: {} size {i} = {s} outside [{lo}, {hi}]",
+                                o.kind.key()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

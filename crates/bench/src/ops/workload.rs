@@ -1,0 +1,221 @@
+//! Burn workloads of single operators, built as the decoder of
+//! `crate::model` runs them (same modules, same tensor ranks and layouts).
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use burn::nn::{EmbeddingConfig, LayerNormConfig, LinearConfig};
+use burn::tensor::activation::{gelu, gelu_approximate};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Device, Distribution, Int, Tensor};
+use planner::operators::OpKind;
+
+use super::record::Probe;
+use crate::harness::timing::Workload;
+use crate::model::Gelu;
+
+type Run = Box<dyn FnMut() -> Box<dyn Any>>;
+
+/// One probe, ready to run.
+pub struct OpWorkload {
+    run: Run,
+    device: Device,
+    output: Option<Box<dyn Any>>,
+}
+
+fn panic_message(e: Box<dyn Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "backend panicked".into())
+}
+
+impl Workload for OpWorkload {
+    fn sync(&mut self) -> Result<(), String> {
+        self.device
+            .sync()
+            .map_err(|e| format!("device sync failed: {e:?}"))
+    }
+    fn execute(&mut self) -> Result<(), String> {
+        let run = &mut self.run;
+        // Held until after the closing sync (a lazy device must not skip it).
+        self.output = Some(catch_unwind(AssertUnwindSafe(run)).map_err(panic_message)?);
+        Ok(())
+    }
+    fn finish(&mut self) {
+        self.output = None;
+    }
+}
+
+fn usize_of(x: u64) -> usize {
+    usize::try_from(x).expect("probe sizes fit in usize")
+}
+
+fn random<const D: usize>(dims: [u64; D], device: &Device) -> Tensor<D> {
+    Tensor::random(dims.map(usize_of), Distribution::Default, device)
+}
+
+/// The heads of one third of a fused `[b, q, 3d]` QKV activation, as the
+/// decoder splits it: `[b, h, q, d_head]`.
+fn split(qkv: &Tensor<3>, i: usize, heads: usize) -> Tensor<4> {
+    let [b, q, three_d] = qkv.dims();
+    let d = three_d / 3;
+    qkv.clone()
+        .slice([0..b, 0..q, i * d..(i + 1) * d])
+        .reshape([b, q, heads, d / heads])
+        .swap_dims(1, 2)
+}
+
+/// Builds the probe's tensors on `device` (a panic is returned as an error).
+pub fn build(probe: &Probe, gelu_kind: Gelu, device: &Device) -> Result<OpWorkload, String> {
+    let probe = *probe;
+    let dev = device.clone();
+    let run = catch_unwind(AssertUnwindSafe(move || build_run(probe, gelu_kind, &dev))).map_err(panic_message)?;
+    // Touch everything once so lazy initialisation is not in the cold time.
+    device.sync().map_err(|e| format!("device sync failed: {e:?}"))?;
+    Ok(OpWorkload {
+        run,
+        device: device.clone(),
+        output: None,
+    })
+}
+
+fn build_run(probe: Probe, gelu_kind: Gelu, device: &Device) -> Run {
+    let op = match probe {
+        Probe::Operator(op) => op,
+        Probe::Stream { working_set_bytes } => return stream(working_set_bytes, device),
+    };
+    match op {
+        OpKind::Linear { batch, rows, k, n } => {
+            let layer = LinearConfig::new(usize_of(k), usize_of(n)).init(device);
+            let x = random([batch, rows, k], device);
+            Box::new(move || Box::new(layer.forward(x.clone())))
+        }
+        OpKind::LmHead { tokens, d, vocab } => {
+            let weight = random([vocab, d], device);
+            let x = random([tokens, d], device);
+            let (t, v) = (usize_of(tokens), usize_of(vocab));
+            Box::new(move || {
+                Box::new(
+                    weight
+                        .clone()
+                        .matmul(x.clone().transpose())
+                        .transpose()
+                        .reshape([1, t, v]),
+                )
+            })
+        }
+        OpKind::Attention {
+            batch,
+            heads,
+            q,
+            kv,
+            d_head,
+            causal,
+        } => {
+            let d = heads * d_head;
+            let h = usize_of(heads);
+            let qkv = random([batch, q, 3 * d], device);
+            let options = AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: causal,
+            };
+            let cache = (!causal).then(|| {
+                (
+                    random([batch, heads, kv, d_head], device),
+                    random([batch, heads, kv, d_head], device),
+                )
+            });
+            let (b, q, d) = (usize_of(batch), usize_of(q), usize_of(d));
+            Box::new(move || {
+                let (keys, values) = match &cache {
+                    Some((k, v)) => (k.clone(), v.clone()),
+                    None => (split(&qkv, 1, h), split(&qkv, 2, h)),
+                };
+                let out = attention(split(&qkv, 0, h), keys, values, None, None, options)
+                    .swap_dims(1, 2)
+                    .reshape([b, q, d]);
+                Box::new(out)
+            })
+        }
+        OpKind::KvWrite {
+            batch,
+            heads,
+            context,
+            d_head,
+        } => {
+            let qkv = random([batch, 1, 3 * heads * d_head], device);
+            let mut buffer = Some(random([batch, heads, context, d_head], device));
+            let (b, h, c, dh) = (usize_of(batch), usize_of(heads), usize_of(context), usize_of(d_head));
+            Box::new(move || {
+                // Moved through the write so it stays uniquely owned, as in the decoder.
+                let written = buffer
+                    .take()
+                    .expect("the buffer is put back after every write")
+                    .slice_assign([0..b, 0..h, c - 1..c, 0..dh], split(&qkv, 1, h));
+                buffer = Some(written);
+                Box::new(())
+            })
+        }
+        OpKind::LayerNorm { rows, width } => {
+            let norm = LayerNormConfig::new(usize_of(width)).init(device);
+            let x = random([1, rows, width], device);
+            Box::new(move || Box::new(norm.forward(x.clone())))
+        }
+        OpKind::Gelu { elements } => {
+            let x = random([1, elements], device);
+            Box::new(move || {
+                Box::new(match gelu_kind {
+                    Gelu::Exact => gelu(x.clone()),
+                    Gelu::Tanh => gelu_approximate(x.clone()),
+                })
+            })
+        }
+        OpKind::Add { elements } => {
+            let (x, y) = (random([1, elements], device), random([1, elements], device));
+            Box::new(move || Box::new(x.clone() + y.clone()))
+        }
+        OpKind::Embedding {
+            rows,
+            width,
+            table_rows,
+        } => {
+            let table = EmbeddingConfig::new(usize_of(table_rows), usize_of(width)).init(device);
+            let ids = Tensor::<1, Int>::arange(0..rows as i64, device)
+                .mul_scalar(7919)
+                .remainder_scalar(table_rows as i64)
+                .reshape([1, usize_of(rows)]);
+            Box::new(move || Box::new(table.forward(ids.clone())))
+        }
+    }
+}
+
+/// Width and height of one buffer of a stream probe (2 MiB of f32).
+const STREAM_BLOCK: (usize, usize) = (1024, 512);
+
+/// Matrix-vector products over `ceil(bytes / 2 MiB)` distinct weight buffers,
+/// one pass per run: what a decode step does to weights that do not stay in cache.
+fn stream(bytes: u64, device: &Device) -> Run {
+    let (k, n) = STREAM_BLOCK;
+    let block = (4 * k * n) as u64;
+    let count = usize_of(bytes.div_ceil(block).max(1));
+    let weights: Vec<Tensor<2>> = (0..count)
+        .map(|_| Tensor::random([k, n], Distribution::Default, device))
+        .collect();
+    let x: Tensor<3> = Tensor::random([1, 1, k], Distribution::Default, device);
+    Box::new(move || {
+        let outs: Vec<Tensor<3>> = weights
+            .iter()
+            .map(|w| x.clone().matmul(w.clone().unsqueeze::<3>()))
+            .collect();
+        Box::new(outs)
+    })
+}
+
+/// Bytes one run of a stream probe reads (its buffers, rounded up to whole ones).
+pub fn stream_bytes_read(bytes: u64) -> u64 {
+    let block = (4 * STREAM_BLOCK.0 * STREAM_BLOCK.1) as u64;
+    bytes.div_ceil(block).max(1) * block
+}
