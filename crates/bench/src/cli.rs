@@ -106,6 +106,12 @@ struct ComposeArgs {
     /// operator sums); every other shape is held out.
     #[arg(long, default_value_t = 6)]
     anchors: usize,
+    /// Print the operator breakdown of this many worst shapes per phase.
+    #[arg(long, default_value_t = 0)]
+    explain: usize,
+    /// Print every shape's operator sum and measurement as a tab-separated table.
+    #[arg(long)]
+    dump: bool,
 }
 
 /// Where `bench ops` writes operator measurements.
@@ -228,6 +234,11 @@ struct FitArgs {
     /// as `bench fit` lists them) contains this text: one profile per machine.
     #[arg(long)]
     machine: Option<String>,
+    /// Operator measurements (`bench ops`): a backend whose fitted machine
+    /// has them also gets the operator model, kept where it is better held
+    /// out (a missing file is none).
+    #[arg(long, default_value = OPS_FILE)]
+    ops: Vec<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -576,6 +587,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         evaluate: args.evaluate.clone(),
         memory: PathBuf::from(MEMORY_FILE),
         machine: None,
+        ops: vec![PathBuf::from(OPS_FILE)],
     })?;
     Ok(())
 }
@@ -594,6 +606,7 @@ impl FitArgs {
             memory: self.memory.clone(),
             name: self.name.clone(),
             machine: self.machine.clone(),
+            ops: self.ops.clone(),
         }
     }
 }
@@ -778,7 +791,7 @@ fn compose(args: &ComposeArgs) -> anyhow::Result<()> {
     for w in warnings {
         eprintln!("warning: {w}");
     }
-    print!("{}", bench::composing::render(&checks));
+    print!("{}", bench::composing::render(&checks, args.explain, args.dump));
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use fit::operators::{self, AdditivityRow, AdditivitySummary, Anchor, LawFit};
+use fit::operators::{self, AdditivityRow, AdditivitySummary, Anchor, CalibrationRow, LawFit, OperatorData};
 use fit::stats::median;
 use planner::compose::Calibration;
 use planner::costlaw::{LawPoint, OperatorLaws, StreamPoint};
@@ -23,7 +23,8 @@ pub struct ComposeOptions {
     pub ops: Vec<PathBuf>,
     /// Whole-model measurement files or folders.
     pub measurements: Vec<PathBuf>,
-    /// Anchors per phase the calibration is fitted on; the other shapes are held out.
+    /// Anchors per phase the calibration is fitted on (chosen to cover the
+    /// shapes: see `spread`); the other shapes are held out.
     pub anchors: usize,
 }
 
@@ -62,9 +63,26 @@ pub struct BackendCheck {
 }
 
 /// Reads operator files into law points and stream points per backend
-/// (the newest line of each probe wins).
-pub fn read_laws(paths: &[PathBuf]) -> anyhow::Result<(BTreeMap<String, (Vec<LawPoint>, Vec<StreamPoint>)>, Vec<String>)> {
-    let mut newest: BTreeMap<(String, String), OperatorMeasurement> = BTreeMap::new();
+/// (the newest line of each probe wins; every machine pooled).
+pub fn read_laws(paths: &[PathBuf]) -> anyhow::Result<(BTreeMap<String, OperatorData>, Vec<String>)> {
+    let (by_machine, warnings) = read_laws_by_machine(paths)?;
+    let mut out: BTreeMap<String, OperatorData> = BTreeMap::new();
+    for ((backend, _), data) in by_machine {
+        let entry = out.entry(backend).or_default();
+        entry.hot.extend(data.hot);
+        entry.cold.extend(data.cold);
+        entry.streams.extend(data.streams);
+        entry.cold_working_set_bytes = entry.cold_working_set_bytes.or(data.cold_working_set_bytes);
+    }
+    Ok((out, warnings))
+}
+
+/// Reads operator files into the data of each (backend, machine key) (see
+/// [`crate::fitting::machine_key`]); the newest line of each probe wins.
+pub fn read_laws_by_machine(
+    paths: &[PathBuf],
+) -> anyhow::Result<(BTreeMap<(String, String), OperatorData>, Vec<String>)> {
+    let mut newest: BTreeMap<(String, String, String), OperatorMeasurement> = BTreeMap::new();
     let mut warnings = vec![];
     for path in paths {
         let r = ops_record::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -72,16 +90,21 @@ pub fn read_laws(paths: &[PathBuf]) -> anyhow::Result<(BTreeMap<String, (Vec<Law
             warnings.push(format!("{}:{line}: unreadable line skipped ({why})", path.display()));
         }
         for m in r.measurements.into_iter().filter(|m| m.status == Status::Ok) {
-            newest.insert((m.backend.clone(), m.probe.key()), m);
+            let machine = crate::fitting::machine_key_of(&m.fingerprint);
+            newest.insert((m.backend.clone(), machine, m.probe.key()), m);
         }
     }
-    let mut out: BTreeMap<String, (Vec<LawPoint>, Vec<StreamPoint>)> = BTreeMap::new();
-    for ((backend, _), m) in newest {
+    let mut out: BTreeMap<(String, String), OperatorData> = BTreeMap::new();
+    for ((backend, machine, _), m) in newest {
         let Some(t) = &m.timing else { continue };
-        let entry = out.entry(backend).or_default();
+        let entry = out.entry((backend, machine)).or_default();
         match m.probe {
-            Probe::Operator(op) => entry.0.push(LawPoint { op, ms: t.median_ms }),
-            Probe::Stream { working_set_bytes } => entry.1.push(StreamPoint {
+            Probe::Operator(op) => entry.hot.push(LawPoint { op, ms: t.median_ms }),
+            Probe::Cold { op, working_set_bytes } => {
+                entry.cold.push(LawPoint { op, ms: t.median_ms });
+                entry.cold_working_set_bytes = Some(working_set_bytes);
+            }
+            Probe::Stream { working_set_bytes } => entry.streams.push(StreamPoint {
                 working_set_bytes,
                 bytes_per_ms: stream_bytes_read(working_set_bytes) as f64 / t.median_ms,
             }),
@@ -130,18 +153,44 @@ pub fn read_anchors(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, Vec<An
     Ok(out)
 }
 
-/// Picks `n` anchors spread evenly over the operator sums (smallest and
-/// largest included), deterministically.
+/// Picks `n` anchors that cover the shapes: the smallest and largest
+/// operator sums first, then again and again the shape farthest (in ln L,
+/// ln d, ln h, ln n, ln b, ln V) from every anchor so far. Deterministic.
 fn spread(rows: &[AdditivityRow], n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| rows[a].operator_sum_ms.total_cmp(&rows[b].operator_sum_ms));
     if n >= rows.len() {
-        return order;
+        return (0..rows.len()).collect();
     }
-    let mut picked: Vec<usize> = (0..n)
-        .map(|i| order[(i * (rows.len() - 1)) / (n.max(2) - 1).max(1)])
-        .collect();
+    let at = |r: &AdditivityRow| -> [f64; 6] {
+        let s = &r.shape;
+        [s.layers(), s.d_model(), s.heads(), s.seq(), s.batch(), s.vocab()].map(|x| (x as f64).ln())
+    };
+    let dist = |a: &[f64; 6], b: &[f64; 6]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+    let by_sum = |a: &usize, b: &usize| rows[*a].operator_sum_ms.total_cmp(&rows[*b].operator_sum_ms);
+    let mut picked: Vec<usize> = vec![];
+    if let Some(first) = (0..rows.len()).min_by(by_sum) {
+        picked.push(first);
+    }
+    if let Some(last) = (0..rows.len()).max_by(by_sum).filter(|_| n > 1) {
+        picked.push(last);
+    }
     picked.dedup();
+    while picked.len() < n {
+        let next = (0..rows.len())
+            .filter(|i| !picked.contains(i))
+            .max_by(|&a, &b| {
+                let gap = |i: usize| {
+                    picked
+                        .iter()
+                        .map(|&p| dist(&at(&rows[i]), &at(&rows[p])))
+                        .fold(f64::INFINITY, f64::min)
+                };
+                gap(a).total_cmp(&gap(b))
+            });
+        match next {
+            Some(i) => picked.push(i),
+            None => break,
+        }
+    }
     picked
 }
 
@@ -151,11 +200,11 @@ pub fn compose(opts: &ComposeOptions) -> anyhow::Result<(Vec<BackendCheck>, Vec<
     let (laws_by_backend, warnings) = read_laws(&opts.ops)?;
     let anchors_by_backend = read_anchors(&opts.measurements)?;
     let mut checks = vec![];
-    for (backend, (points, streams)) in &laws_by_backend {
+    for (backend, data) in &laws_by_backend {
         let Some(all) = anchors_by_backend.get(backend) else {
             continue;
         };
-        let (laws, fits) = operators::fit_laws(points, streams);
+        let (laws, fits) = operators::fit_laws(data);
         let mut phases = vec![];
         for phase in Phase::ALL {
             let anchors: Vec<Anchor> = all.iter().filter(|a| a.phase == phase).cloned().collect();
@@ -165,7 +214,7 @@ pub fn compose(opts: &ComposeOptions) -> anyhow::Result<(Vec<BackendCheck>, Vec<
             let rows = operators::additivity(&laws, &anchors)
                 .with_context(|| format!("composing {backend} {phase}"))?;
             let picked = spread(&rows, opts.anchors);
-            let as_row = |r: &AdditivityRow| (r.operator_sum_ms, r.shape.layers(), r.measured_ms);
+            let as_row = CalibrationRow::from;
             let anchor_rows: Vec<_> = picked.iter().map(|&i| as_row(&rows[i])).collect();
             let held: Vec<_> = (0..rows.len())
                 .filter(|i| !picked.contains(i))
@@ -186,7 +235,7 @@ pub fn compose(opts: &ComposeOptions) -> anyhow::Result<(Vec<BackendCheck>, Vec<
         }
         checks.push(BackendCheck {
             backend: backend.clone(),
-            probes: points.len() + streams.len(),
+            probes: data.hot.len() + data.cold.len() + data.streams.len(),
             laws,
             fits,
             phases,
@@ -198,8 +247,8 @@ pub fn compose(opts: &ComposeOptions) -> anyhow::Result<(Vec<BackendCheck>, Vec<
     Ok((checks, warnings))
 }
 
-/// The text `bench compose` prints.
-pub fn render(checks: &[BackendCheck]) -> String {
+/// The text `bench compose` prints; the operator breakdown of the `explain` worst shapes per phase.
+pub fn render(checks: &[BackendCheck], explain: usize, dump: bool) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     for c in checks {
@@ -207,11 +256,14 @@ pub fn render(checks: &[BackendCheck]) -> String {
         let _ = writeln!(s, "| law | points | correction width | held-out MAPE | base law alone |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         for f in &c.fits {
-            let name = match f.law.causal {
+            let mut name = match f.law.causal {
                 Some(true) => format!("{} (causal)", f.law.class.name()),
                 Some(false) => format!("{} (decode)", f.law.class.name()),
                 None => f.law.class.name().to_string(),
             };
+            if f.law.cold {
+                name.push_str(", cold");
+            }
             let width = f.law.smoothing.map_or("none".to_string(), |w| format!("{w}"));
             let _ = writeln!(
                 s,
@@ -236,7 +288,7 @@ pub fn render(checks: &[BackendCheck]) -> String {
         for p in &c.phases {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0}% | {:.0}% | {:.3} | {} | {:.3}·Σ + {:.3} ms·L + {:.3} ms | {:.1}% | {:.1}% | {:.0}% | {:.0}% | {:.1}% |",
+                "| {} | {} | {:.0}% | {:.0}% | {:.3} | {} | {:.3}·Σ + {:.3} ms·L + {:.3} ms·L·b + {:.3} ms | {:.1}% | {:.1}% | {:.0}% | {:.0}% | {:.1}% |",
                 p.phase,
                 p.summary.n,
                 100.0 * p.summary.within_15pct,
@@ -245,6 +297,7 @@ pub fn render(checks: &[BackendCheck]) -> String {
                 p.anchor_shapes.len(),
                 p.calibration.scale,
                 p.calibration.per_layer_ms,
+                p.calibration.per_layer_sequence_ms,
                 p.calibration.constant_ms,
                 p.uncorrected.mape_pct,
                 p.held_out.mape_pct,
@@ -253,11 +306,32 @@ pub fn render(checks: &[BackendCheck]) -> String {
                 p.loo_all.mape_pct,
             );
         }
+        if dump {
+            let _ = writeln!(s, "\nphase\tL\td\th\tn\tb\tV\tsum_ms\tmeasured_ms");
+            for p in &c.phases {
+                for r in &p.additivity {
+                    let sh = &r.shape;
+                    let _ = writeln!(
+                        s,
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        r.phase.name(),
+                        sh.layers(),
+                        sh.d_model(),
+                        sh.heads(),
+                        sh.seq(),
+                        sh.batch(),
+                        sh.vocab(),
+                        r.operator_sum_ms,
+                        r.measured_ms
+                    );
+                }
+            }
+        }
         let _ = writeln!(s, "\nworst Σ/measured per phase:");
         for p in &c.phases {
             let mut rows: Vec<&AdditivityRow> = p.additivity.iter().collect();
             rows.sort_by(|a, b| (b.ratio().ln().abs()).total_cmp(&a.ratio().ln().abs()));
-            for r in rows.iter().take(5) {
+            for (i, r) in rows.iter().take(5).enumerate() {
                 let _ = writeln!(
                     s,
                     "  {:<8} {:<44} measured {:>9.3} ms  Σ {:>9.3} ms  ratio {:.2}",
@@ -267,6 +341,21 @@ pub fn render(checks: &[BackendCheck]) -> String {
                     r.operator_sum_ms,
                     r.ratio()
                 );
+                if i < explain {
+                    if let Ok(sum) = planner::compose::operator_sum(&c.laws, &r.shape, r.phase) {
+                        let _ = writeln!(s, "      working set {} MB", sum.working_set_bytes / 1_000_000);
+                        for o in &sum.operators {
+                            let _ = writeln!(
+                                s,
+                                "      {:<20} ×{:<3} {:>9.4} ms  {}",
+                                o.operator.role,
+                                o.operator.count,
+                                o.ms,
+                                o.operator.kind.key()
+                            );
+                        }
+                    }
+                }
             }
         }
         s.push('\n');

@@ -33,6 +33,9 @@ pub struct FitOptions {
     pub name: String,
     /// Fit only the machine whose key contains this (see [`machine_key`]).
     pub machine: Option<String>,
+    /// Operator files (`bench ops`): a backend whose fitted machine has
+    /// operator measurements also gets the operator model.
+    pub ops: Vec<PathBuf>,
 }
 
 /// What a fit found.
@@ -48,7 +51,11 @@ pub struct Fitted {
 /// The machine a measurement describes, as pooling keys it: CPU, threads,
 /// build features and Burn version (the commit may differ between passes).
 pub fn machine_key(m: &Measurement) -> String {
-    let f = &m.fingerprint;
+    machine_key_of(&m.fingerprint)
+}
+
+/// [`machine_key`] of a fingerprint (operator measurements carry one too).
+pub fn machine_key_of(f: &crate::fingerprint::Fingerprint) -> String {
     format!(
         "{}|{}|{}|{}",
         f.cpu,
@@ -182,6 +189,12 @@ pub fn fit(options: &FitOptions) -> anyhow::Result<Fitted> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    let (operators, ops_warnings) = crate::composing::read_laws_by_machine(&options.ops)?;
+    skipped_lines.extend(ops_warnings);
+    let operators = operators
+        .into_iter()
+        .map(|((backend, machine), data)| (backend, machine, fit::operators::fit_laws(&data).0))
+        .collect();
     let outcome = fit::pipeline::run(FitInputs {
         sessions,
         evaluation,
@@ -191,6 +204,7 @@ pub fn fit(options: &FitOptions) -> anyhow::Result<Fitted> {
         source,
         device_of: &device_of,
         machine: options.machine.clone(),
+        operators,
     })?;
     Ok(Fitted {
         outcome,

@@ -17,6 +17,49 @@ pub enum ModelSpec {
     Linear(Vec<Variable>),
     /// OLS of ln t on ln variables (power laws, log-log); intercept added.
     LogLinear(Vec<Variable>),
+    /// Σ operators priced by these laws, calibrated on the points
+    /// (`scale·Σ + per_layer·L + constant`, non-negative, relative error).
+    Operators {
+        /// The step the graph is built for.
+        phase: planner::Phase,
+        /// The backend's cost laws (same machine as the points).
+        laws: Box<planner::costlaw::OperatorLaws>,
+    },
+}
+
+fn fit_operators(
+    phase: planner::Phase,
+    laws: &planner::costlaw::OperatorLaws,
+    points: &[Point],
+) -> Result<Fitted, FitError> {
+    let rows = points
+        .iter()
+        .map(|p| {
+            let sum = planner::compose::operator_sum(laws, &p.shape, phase)
+                .map_err(|e| FitError::Degenerate(format!("operator model: {e}")))?;
+            Ok(crate::operators::CalibrationRow {
+                operator_sum_ms: sum.total_ms,
+                shape: p.shape,
+                measured_ms: p.median_ms,
+            })
+        })
+        .collect::<Result<Vec<_>, FitError>>()?;
+    let calibration = crate::operators::calibrate(&rows);
+    let y: Vec<f64> = rows.iter().map(|r| r.measured_ms).collect();
+    let fitted: Vec<f64> = rows
+        .iter()
+        .map(|r| calibration.apply(r.operator_sum_ms, &r.shape))
+        .collect();
+    let (r2, adj_r2) = r2(&y, &fitted, 4);
+    Ok(Fitted {
+        model: LatencyModel::Operators {
+            phase,
+            calibration,
+            laws: Box::new(laws.clone()),
+        },
+        r2,
+        adj_r2,
+    })
 }
 
 /// A fitted model with its in-sample fit quality.
@@ -109,6 +152,7 @@ impl ModelSpec {
         }
         match self {
             ModelSpec::Physics(terms) => fit_physics(terms, points),
+            ModelSpec::Operators { phase, laws } => fit_operators(*phase, laws, points),
             ModelSpec::Linear(vars) | ModelSpec::LogLinear(vars) => {
                 let log = matches!(self, ModelSpec::LogLinear(_));
                 // A variable constant in the data is unidentifiable: leave it out.

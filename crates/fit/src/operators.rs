@@ -73,21 +73,41 @@ fn loo_mape(law: &ClassLaw) -> f64 {
     mean_abs_pct(&errors)
 }
 
-/// Fits one law per class (and causal flag) present in `points`.
-pub fn fit_laws(points: &[LawPoint], streams: &[StreamPoint]) -> (OperatorLaws, Vec<LawFit>) {
-    let mut groups: Vec<(planner::operators::OpClass, Option<bool>)> = points
+/// What the micro-benchmarks of one backend measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperatorData {
+    /// Operators with their operands hot.
+    pub hot: Vec<LawPoint>,
+    /// Operators with their weights (or cache) rotated through copies.
+    pub cold: Vec<LawPoint>,
+    /// Total bytes of those copies.
+    pub cold_working_set_bytes: Option<u64>,
+    /// The machine's bandwidth curve.
+    pub streams: Vec<StreamPoint>,
+}
+
+/// Fits one law per class, causal flag and hot/cold present in the data.
+pub fn fit_laws(data: &OperatorData) -> (OperatorLaws, Vec<LawFit>) {
+    let usable = |p: &&LawPoint| p.ms > 0.0 && p.ms.is_finite();
+    let tagged: Vec<(&LawPoint, bool)> = data
+        .hot
         .iter()
-        .filter(|p| p.ms > 0.0 && p.ms.is_finite())
-        .map(|p| (p.op.class(), causal_of(&p.op)))
+        .filter(usable)
+        .map(|p| (p, false))
+        .chain(data.cold.iter().filter(usable).map(|p| (p, true)))
+        .collect();
+    let mut groups: Vec<(planner::operators::OpClass, Option<bool>, bool)> = tagged
+        .iter()
+        .map(|(p, cold)| (p.op.class(), causal_of(&p.op), *cold))
         .collect();
     groups.sort();
     groups.dedup();
     let mut fits = vec![];
-    for (class, causal) in groups {
-        let mine: Vec<LawPoint> = points
+    for (class, causal, cold) in groups {
+        let mine: Vec<LawPoint> = tagged
             .iter()
-            .filter(|p| p.op.class() == class && causal_of(&p.op) == causal && p.ms > 0.0 && p.ms.is_finite())
-            .cloned()
+            .filter(|(p, c)| p.op.class() == class && causal_of(&p.op) == causal && *c == cold)
+            .map(|(p, _)| (*p).clone())
             .collect();
         let base = fit_base(&mine);
         let candidates: Vec<(ClassLaw, f64)> = SMOOTHING_CANDIDATES
@@ -96,6 +116,7 @@ pub fn fit_laws(points: &[LawPoint], streams: &[StreamPoint]) -> (OperatorLaws, 
                 let law = ClassLaw {
                     class,
                     causal,
+                    cold,
                     base,
                     smoothing,
                     points: mine.clone(),
@@ -117,7 +138,8 @@ pub fn fit_laws(points: &[LawPoint], streams: &[StreamPoint]) -> (OperatorLaws, 
     }
     let laws = OperatorLaws {
         laws: fits.iter().map(|f| f.law.clone()).collect(),
-        streams: streams.to_vec(),
+        streams: data.streams.clone(),
+        cold_working_set_bytes: data.cold_working_set_bytes,
     };
     (laws, fits)
 }
@@ -205,52 +227,82 @@ pub fn summarize_additivity(rows: &[AdditivityRow]) -> AdditivitySummary {
     }
 }
 
-/// Fits `t = scale·Σ + per_layer·L + constant` (all ≥ 0) on relative error.
-/// Rows: (operator sum, layers, measured).
-pub fn calibrate(rows: &[(f64, u64, f64)]) -> Calibration {
+/// One shape's operator sum and measurement, for the calibration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CalibrationRow {
+    /// Σ operators, ms.
+    pub operator_sum_ms: f64,
+    /// The shape.
+    pub shape: Shape,
+    /// Measured, ms.
+    pub measured_ms: f64,
+}
+
+impl From<&AdditivityRow> for CalibrationRow {
+    fn from(r: &AdditivityRow) -> Self {
+        CalibrationRow {
+            operator_sum_ms: r.operator_sum_ms,
+            shape: r.shape,
+            measured_ms: r.measured_ms,
+        }
+    }
+}
+
+/// Fits `t = scale·Σ + per_layer·L + per_layer_sequence·L·b + constant` (all
+/// ≥ 0) on relative error.
+pub fn calibrate(rows: &[CalibrationRow]) -> Calibration {
     if rows.is_empty() {
         return Calibration::IDENTITY;
     }
-    let column = |f: &dyn Fn(&(f64, u64, f64)) -> f64| -> Vec<f64> { rows.iter().map(|r| f(r) / r.2).collect() };
-    let columns = vec![column(&|r| r.0), column(&|r| r.1 as f64), column(&|_| 1.0)];
+    let column = |f: &dyn Fn(&CalibrationRow) -> f64| -> Vec<f64> {
+        rows.iter().map(|r| f(r) / r.measured_ms).collect()
+    };
+    let layers = |r: &CalibrationRow| r.shape.layers() as f64;
+    let columns = vec![
+        column(&|r| r.operator_sum_ms),
+        column(&layers),
+        column(&|r| layers(r) * r.shape.batch() as f64),
+        column(&|_| 1.0),
+    ];
     let c = nnls(&columns, &vec![1.0; rows.len()]);
     Calibration {
         scale: c[0],
         per_layer_ms: c[1],
-        constant_ms: c[2],
+        per_layer_sequence_ms: c[2],
+        constant_ms: c[3],
     }
 }
 
 /// Calibration rows of the anchors (their operator sums).
-pub fn calibration_rows(laws: &OperatorLaws, anchors: &[Anchor]) -> Result<Vec<(f64, u64, f64)>, LawError> {
-    Ok(additivity(laws, anchors)?
-        .into_iter()
-        .map(|r| (r.operator_sum_ms, r.shape.layers(), r.measured_ms))
-        .collect())
+pub fn calibration_rows(laws: &OperatorLaws, anchors: &[Anchor]) -> Result<Vec<CalibrationRow>, LawError> {
+    Ok(additivity(laws, anchors)?.iter().map(CalibrationRow::from).collect())
 }
 
 /// Leave-one-out accuracy of the calibration over the anchors: each is
 /// predicted by the calibration fitted on the others.
-pub fn cross_validate(rows: &[(f64, u64, f64)]) -> Accuracy {
+pub fn cross_validate(rows: &[CalibrationRow]) -> Accuracy {
     let predicted: Vec<f64> = (0..rows.len())
         .map(|i| {
-            let others: Vec<(f64, u64, f64)> = rows
+            let others: Vec<CalibrationRow> = rows
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != i)
                 .map(|(_, r)| *r)
                 .collect();
-            calibrate(&others).apply(rows[i].0, rows[i].1)
+            calibrate(&others).apply(rows[i].operator_sum_ms, &rows[i].shape)
         })
         .collect();
-    let measured: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    let measured: Vec<f64> = rows.iter().map(|r| r.measured_ms).collect();
     accuracy("leave-one-out", &predicted, &measured)
 }
 
 /// Accuracy of a calibration on rows it was not fitted on.
-pub fn evaluate(calibration: &Calibration, rows: &[(f64, u64, f64)], method: &str) -> Accuracy {
-    let predicted: Vec<f64> = rows.iter().map(|r| calibration.apply(r.0, r.1)).collect();
-    let measured: Vec<f64> = rows.iter().map(|r| r.2).collect();
+pub fn evaluate(calibration: &Calibration, rows: &[CalibrationRow], method: &str) -> Accuracy {
+    let predicted: Vec<f64> = rows
+        .iter()
+        .map(|r| calibration.apply(r.operator_sum_ms, &r.shape))
+        .collect();
+    let measured: Vec<f64> = rows.iter().map(|r| r.measured_ms).collect();
     accuracy(method, &predicted, &measured)
 }
 
@@ -285,7 +337,10 @@ mod tests {
 
     #[test]
     fn the_base_law_recovers_known_parameters() {
-        let (laws, fits) = fit_laws(&synthetic_points(), &[]);
+        let (laws, fits) = fit_laws(&OperatorData {
+            hot: synthetic_points(),
+            ..OperatorData::default()
+        });
         assert_eq!(fits.len(), 1);
         let b = laws.laws[0].base;
         assert!((b.overhead_ms / 0.002 - 1.0).abs() < 1e-6, "{b:?}");
@@ -309,7 +364,10 @@ mod tests {
                 }
             })
             .collect();
-        let (_, fits) = fit_laws(&points, &[]);
+        let (_, fits) = fit_laws(&OperatorData {
+            hot: points,
+            ..OperatorData::default()
+        });
         let f = &fits[0];
         assert!(f.law.smoothing.is_some(), "{:?}", f.law.smoothing);
         assert!(
@@ -332,6 +390,7 @@ mod tests {
             .map(|class| ClassLaw {
                 class,
                 causal: (class == OpClass::Attention).then_some(true),
+                cold: false,
                 base,
                 smoothing: None,
                 points: vec![],
@@ -341,7 +400,11 @@ mod tests {
             causal: Some(false),
             ..laws[2].clone()
         });
-        OperatorLaws { laws, streams: vec![] }
+        OperatorLaws {
+            laws,
+            streams: vec![],
+            cold_working_set_bytes: None,
+        }
     }
 
     fn anchors(truth: impl Fn(f64, u64) -> f64) -> Vec<Anchor> {
@@ -370,13 +433,14 @@ mod tests {
         let s = summarize_additivity(&rows);
         assert_eq!((s.n, s.within_15pct), (14, 1.0));
         assert!((s.median_ratio - 1.0).abs() < 1e-12);
-        // 1.2× the sum plus 0.3 ms per layer plus 1 ms.
+        // 1.2× the sum plus 0.3 ms per layer plus 1 ms (b = 1: no per-sequence part).
         let skewed = anchors(|sum, l| 1.2 * sum + 0.3 * l as f64 + 1.0);
         let rows = calibration_rows(&laws, &skewed).unwrap();
         let c = calibrate(&rows);
         assert!((c.scale - 1.2).abs() < 1e-6, "{c:?}");
         assert!((c.per_layer_ms - 0.3).abs() < 1e-6, "{c:?}");
         assert!((c.constant_ms - 1.0).abs() < 1e-6, "{c:?}");
+        assert!(c.per_layer_sequence_ms.abs() < 1e-6, "{c:?}");
         let held_out = cross_validate(&rows);
         assert!(held_out.mape_pct < 1e-6, "{held_out:?}");
         assert_eq!(evaluate(&c, &rows, "same").within_10pct, 1.0);

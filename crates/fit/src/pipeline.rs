@@ -32,6 +32,9 @@ pub struct FitInputs<'a> {
     /// Fit only the observations whose machine key contains this text
     /// (`None`: per backend, the machine with the most observations).
     pub machine: Option<String>,
+    /// Operator cost laws by (backend, machine key): a backend whose fitted
+    /// machine has laws also gets the operator model, kept if better held out.
+    pub operators: Vec<(String, String, planner::costlaw::OperatorLaws)>,
 }
 
 /// One backend and phase checked on one independent source.
@@ -82,6 +85,7 @@ pub fn run(inputs: FitInputs) -> Result<FitOutcome, FitError> {
         source,
         device_of,
         machine,
+        operators,
     } = inputs;
     if let Some(wanted) = &machine {
         keep_machine(&mut sessions, wanted)?;
@@ -116,6 +120,10 @@ pub fn run(inputs: FitInputs) -> Result<FitOutcome, FitError> {
             &d.points,
             noise_floor(&d.repeat_diffs_pct),
             phase,
+            operators
+                .iter()
+                .find(|(backend, machine, _)| *backend == d.backend && *machine == d.machine)
+                .map(|(_, _, laws)| laws),
         )
         .map_err(|e| FitError::Backend {
             backend: d.backend.clone(),
@@ -289,6 +297,7 @@ mod tests {
             source: "synthetic".into(),
             device_of: &|_| DeviceClass::Cpu,
             machine: None,
+            operators: vec![],
         }
     }
 

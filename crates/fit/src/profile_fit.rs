@@ -252,6 +252,7 @@ pub fn fit_backend(
     points: &[Point],
     noise_floor_pct: Option<f64>,
     phase: planner::Phase,
+    laws: Option<&planner::costlaw::OperatorLaws>,
 ) -> Result<BackendFit, FitError> {
     if points.len() < MIN_POINTS {
         return Err(FitError::TooFewPoints {
@@ -273,9 +274,25 @@ pub fn fit_backend(
     if terms.is_empty() {
         return Err(FitError::Degenerate("no physics term could be fitted".into()));
     }
-    let spec = ModelSpec::Physics(terms);
+    let physics = ModelSpec::Physics(terms);
+    let (physics_repetitions, physics_held_out) = held_out_accuracy(&physics, points)?;
+    // The operator model, where this machine's laws were measured: it
+    // replaces the term model when it is better held out.
+    let operators = laws.map(|laws| ModelSpec::Operators {
+        phase,
+        laws: Box::new(laws.clone()),
+    });
+    let operators_held_out = operators
+        .as_ref()
+        .and_then(|spec| Some((spec.clone(), held_out_accuracy(spec, points).ok()?)));
+    let (spec, repetitions, held_out, runner_up) = match operators_held_out {
+        Some((ops, (reps, acc))) if acc.mape_pct < physics_held_out.mape_pct => {
+            (ops, reps, acc, Some(("physics_terms", physics.clone(), physics_held_out)))
+        }
+        Some((ops, (_, acc))) => (physics, physics_repetitions, physics_held_out, Some(("operators", ops, acc))),
+        None => (physics, physics_repetitions, physics_held_out, None),
+    };
     let Fitted { model, .. } = spec.fit(points)?;
-    let (repetitions, held_out) = held_out_accuracy(&spec, points)?;
     let held_out_ms: Vec<f64> = (0..points.len())
         .map(|i| median_prediction(&repetitions, i))
         .collect();
@@ -284,7 +301,12 @@ pub fn fit_backend(
         further_checks.push(("physics".to_string(), a));
     }
     if let Some(a) = family_out_accuracy(&spec, points) {
-        further_checks.push(("physics".to_string(), a));
+        let name = if matches!(spec, ModelSpec::Operators { .. }) {
+            "operators"
+        } else {
+            "physics"
+        };
+        further_checks.push((name.to_string(), a));
     }
 
     // Every repetition's held-out ratio: ten times the draws for the quantiles.
@@ -302,6 +324,17 @@ pub fn fit_backend(
     };
 
     let mut alternatives = vec![];
+    if let Some((name, alt, acc)) = runner_up
+        && let Ok(fitted) = alt.fit(points)
+    {
+        alternatives.push(AlternativeModel {
+            name: name.to_string(),
+            model: fitted.model,
+            r2: fitted.r2,
+            adj_r2: fitted.adj_r2,
+            held_out: acc,
+        });
+    }
     for (name, alt) in alternative_specs() {
         let Ok(fitted) = alt.fit(points) else { continue };
         let Ok((_, acc)) = held_out_accuracy(&alt, points) else {

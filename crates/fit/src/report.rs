@@ -129,8 +129,51 @@ fn accuracy_table(out: &mut String, f: &BackendFit) {
     }
 }
 
-/// The physics model's coefficients with their units.
+/// The physics model's coefficients with their units; for an operator model,
+/// its calibration and cost laws.
 fn terms_table(out: &mut String, model: &LatencyModel) {
+    if let LatencyModel::Operators {
+        calibration: c,
+        laws,
+        ..
+    } = model
+    {
+        let points: usize = laws.laws.iter().map(|l| l.points.len()).sum();
+        let _ = writeln!(
+            out,
+            "The operator model was better held out: t = {:.3}·Σ operators + {:.3} ms·L + {:.3} ms·L·b + {:.3} ms, the sum over the step's operator graph priced by {} cost laws fitted on {points} micro-benchmarks (`bench ops`).\n",
+            c.scale,
+            c.per_layer_ms,
+            c.per_layer_sequence_ms,
+            c.constant_ms,
+            laws.laws.len()
+        );
+        let _ = writeln!(
+            out,
+            "| law | points | overhead ms | ms/GFLOP | ms/MB | ms/dispatch | correction width |\n|---|---|---|---|---|---|---|"
+        );
+        for l in &laws.laws {
+            let b = l.base;
+            let causal = match l.causal {
+                Some(true) => " (causal)",
+                Some(false) => " (decode)",
+                None => "",
+            };
+            let _ = writeln!(
+                out,
+                "| {}{causal}{} | {} | {:.5} | {:.4} | {:.4} | {:.5} | {} |",
+                l.class.name(),
+                if l.cold { ", cold" } else { "" },
+                l.points.len(),
+                b.overhead_ms,
+                b.ms_per_gflop,
+                b.ms_per_mb,
+                b.ms_per_dispatch,
+                l.smoothing.map_or("none".to_string(), |w| format!("{w}"))
+            );
+        }
+        return;
+    }
     let _ = writeln!(
         out,
         "| term | coefficient | std. error | unit |\n|---|---|---|---|"
@@ -681,6 +724,7 @@ mod tests {
             &points,
             None,
             planner::Phase::Prefill,
+            None,
         )
         .unwrap();
         let (_, files) = render(

@@ -5,7 +5,8 @@
 //! backend's measured [`OperatorLaws`], each at the bandwidth of the step's
 //! whole working set. What the sum misses — framework work between kernels,
 //! allocation, caches other operators evicted — is absorbed by
-//! `t = scale · Σ + per_layer · L + constant`, fitted per backend and phase.
+//! `t = scale · Σ + per_layer · L + per_layer_sequence · L·b + constant`,
+//! fitted per backend and phase.
 
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +80,10 @@ pub struct Calibration {
     pub scale: f64,
     /// ms per layer beyond the operators.
     pub per_layer_ms: f64,
+    /// ms per layer and sequence beyond the operators (work a backend does
+    /// per sequence between kernels).
+    #[serde(default)]
+    pub per_layer_sequence_ms: f64,
     /// ms per step beyond the operators.
     pub constant_ms: f64,
 }
@@ -88,12 +93,17 @@ impl Calibration {
     pub const IDENTITY: Calibration = Calibration {
         scale: 1.0,
         per_layer_ms: 0.0,
+        per_layer_sequence_ms: 0.0,
         constant_ms: 0.0,
     };
 
-    /// The calibrated latency of a step with this operator sum, ms.
-    pub fn apply(&self, operator_sum_ms: f64, layers: u64) -> f64 {
-        self.scale * operator_sum_ms + self.per_layer_ms * layers as f64 + self.constant_ms
+    /// The calibrated latency of a step of `shape` with this operator sum, ms.
+    pub fn apply(&self, operator_sum_ms: f64, shape: &Shape) -> f64 {
+        let layers = shape.layers() as f64;
+        self.scale * operator_sum_ms
+            + self.per_layer_ms * layers
+            + self.per_layer_sequence_ms * layers * shape.batch() as f64
+            + self.constant_ms
     }
 }
 
@@ -116,6 +126,7 @@ mod tests {
             .map(|class| ClassLaw {
                 class,
                 causal: (class == OpClass::Attention).then_some(true),
+                cold: false,
                 base,
                 smoothing: None,
                 points: vec![],
@@ -125,7 +136,11 @@ mod tests {
             causal: Some(false),
             ..laws[2].clone()
         });
-        OperatorLaws { laws, streams: vec![] }
+        OperatorLaws {
+            laws,
+            streams: vec![],
+            cold_working_set_bytes: None,
+        }
     }
 
     #[test]
@@ -158,9 +173,16 @@ mod tests {
         let c = Calibration {
             scale: 1.1,
             per_layer_ms: 0.5,
+            per_layer_sequence_ms: 0.25,
             constant_ms: 2.0,
         };
-        assert!((c.apply(10.0, 4) - (11.0 + 2.0 + 2.0)).abs() < 1e-12);
-        assert_eq!(Calibration::IDENTITY.apply(7.0, 12), 7.0);
+        let s = ShapeSpec {
+            batch: Some(2),
+            ..ShapeSpec::new(4, 64)
+        }
+        .validate()
+        .unwrap();
+        assert!((c.apply(10.0, &s) - (11.0 + 2.0 + 2.0 + 2.0)).abs() < 1e-12);
+        assert_eq!(Calibration::IDENTITY.apply(7.0, &s), 7.0);
     }
 }

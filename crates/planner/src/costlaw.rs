@@ -16,11 +16,14 @@
 //!
 //! Micro-benchmarks run each operator with its operands hot in cache. A step
 //! of the whole model streams all its weights (and its KV cache) once, so an
-//! operator whose bytes no longer fit is served from further out: its time is
-//! `max(hot time, bytes / bandwidth(working set))`, with the bandwidth a
-//! *measured* curve of bytes/ms against the size of a rotating set of weight
-//! buffers (`stream` probes). Where the cache ends is whatever that curve
-//! says on this machine.
+//! operator whose bytes no longer fit is served from further out. Where a
+//! *cold* law was measured (the operator with its weights rotated through a
+//! set of copies of `cold_working_set_bytes`), the step's time lies between
+//! hot and cold by how far the machine's measured bandwidth at the step's
+//! working set has fallen from its bandwidth at the operator's own size
+//! towards its bandwidth at the cold set's size (`stream` probes, read
+//! log-log). Elsewhere the time is `max(hot, bytes / bandwidth(working
+//! set))`. Where the cache ends is whatever the curve says on this machine.
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +92,9 @@ pub struct ClassLaw {
     /// For attention: causal (prefill) or not (decode); `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causal: Option<bool>,
+    /// Measured with the weights cold (rotated through copies) instead of hot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cold: bool,
     /// The base law.
     pub base: BaseLaw,
     /// Width of the correction's Gaussian weights in ln size; `None`: no correction.
@@ -98,9 +104,9 @@ pub struct ClassLaw {
 }
 
 impl ClassLaw {
-    /// Whether this law prices `op`.
-    pub fn covers(&self, op: &OpKind) -> bool {
-        self.class == op.class() && self.causal == causal_of(op)
+    /// Whether this law prices `op` (hot or cold as `cold` says).
+    pub fn covers(&self, op: &OpKind, cold: bool) -> bool {
+        self.class == op.class() && self.causal == causal_of(op) && self.cold == cold
     }
 
     /// The hot time of one run, ms: the base law times the correction of the
@@ -134,6 +140,16 @@ impl ClassLaw {
         base * correction.exp()
     }
 
+    /// Whether every size of `op` lies within the range of this law's points.
+    pub fn spans(&self, op: &OpKind) -> bool {
+        let sizes = op.sizes();
+        (0..sizes.len()).all(|i| {
+            let column = self.points.iter().filter_map(|p| p.op.sizes().get(i).copied());
+            let (lo, hi) = column.fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s), hi.max(s)));
+            lo <= sizes[i] && sizes[i] <= hi
+        })
+    }
+
     /// The hot time of one run, ms.
     pub fn hot_ms(&self, op: &OpKind) -> f64 {
         self.hot_ms_without(op, None)
@@ -148,6 +164,9 @@ pub struct OperatorLaws {
     pub laws: Vec<ClassLaw>,
     /// The bandwidth curve, any order.
     pub streams: Vec<StreamPoint>,
+    /// Total bytes of the rotating copies the cold laws were measured with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_working_set_bytes: Option<u64>,
 }
 
 /// Why an operator cannot be priced.
@@ -171,12 +190,42 @@ pub fn log_sizes(op: &OpKind) -> Vec<f64> {
 }
 
 impl OperatorLaws {
-    /// The law that prices `op`.
+    /// The hot law that prices `op`.
     pub fn law_for(&self, op: &OpKind) -> Result<&ClassLaw, LawError> {
         self.laws
             .iter()
-            .find(|l| l.covers(op))
+            .find(|l| l.covers(op, false))
             .ok_or(LawError::NoPoints(op.class().name()))
+    }
+
+    /// The cold law of `op`'s class, where one was measured and `op`'s sizes
+    /// lie within its points' (a cold law is not extrapolated: the products of
+    /// prefill are not decode's weight streams).
+    pub fn cold_law_for(&self, op: &OpKind) -> Option<&ClassLaw> {
+        self.laws
+            .iter()
+            .find(|l| l.covers(op, true))
+            .filter(|l| l.spans(op))
+    }
+
+    /// How far a step of `working_set` bytes lies from hot (0) to cold (1) for
+    /// an operator of `own_bytes`: the fall of the measured bandwidth from the
+    /// operator's own size to the step's, over its fall to the cold set's size.
+    pub fn cold_share(&self, own_bytes: u64, working_set: u64) -> f64 {
+        let (Some(set), Some(own), Some(step)) = (
+            self.cold_working_set_bytes,
+            self.bandwidth(own_bytes),
+            self.bandwidth(working_set),
+        ) else {
+            return 0.0;
+        };
+        let cold = self.bandwidth(set).unwrap_or(step);
+        let span = own.ln() - cold.ln();
+        if span <= 1e-9 {
+            // No fall to measure between the two sizes: cold only at the cold set's size.
+            return if working_set >= set { 1.0 } else { 0.0 };
+        }
+        ((own.ln() - step.ln()) / span).clamp(0.0, 1.0)
     }
 
     /// The hot time of one run of `op`, ms.
@@ -209,11 +258,18 @@ impl OperatorLaws {
     }
 
     /// Time of one run of `op` inside a step whose working set is
-    /// `working_set` bytes: the hot time, or the time to stream the
-    /// operator's bytes at that working set's bandwidth if longer.
+    /// `working_set` bytes: between its hot and cold law by
+    /// [`OperatorLaws::cold_share`] where a cold law exists, else the hot
+    /// time or the time to stream its bytes at that working set's bandwidth,
+    /// whichever is longer.
     pub fn op_ms(&self, op: &OpKind, working_set: u64) -> Result<f64, LawError> {
         let hot = self.hot_ms(op)?;
         let bytes = op.weight_bytes() + op.bytes_read() + op.bytes_written();
+        if let Some(cold_law) = self.cold_law_for(op) {
+            let cold = cold_law.hot_ms(op);
+            let share = self.cold_share(bytes, working_set);
+            return Ok(hot + (cold - hot).max(0.0) * share);
+        }
         let streamed = self.bandwidth(working_set).map_or(0.0, |bw| bytes as f64 / bw);
         Ok(hot.max(streamed))
     }
@@ -231,6 +287,7 @@ mod tests {
         ClassLaw {
             class: OpClass::Linear,
             causal: None,
+            cold: false,
             base,
             smoothing,
             points,
@@ -285,6 +342,7 @@ mod tests {
         let laws = OperatorLaws {
             laws: vec![law(BASE, None, vec![])],
             streams: vec![],
+            cold_working_set_bytes: None,
         };
         assert!(laws.hot_ms(&linear(1, 1, 8, 8)).is_ok());
         let e = laws.hot_ms(&OpKind::Gelu { elements: 10 }).unwrap_err();
@@ -304,6 +362,7 @@ mod tests {
         let laws = OperatorLaws {
             laws: vec![law(BASE, None, vec![])],
             streams,
+            cold_working_set_bytes: None,
         };
         let op = linear(1, 1, 1024, 4096);
         let bytes = (op.weight_bytes() + op.bytes_read() + op.bytes_written()) as f64;
@@ -317,6 +376,33 @@ mod tests {
         let mid = laws.bandwidth(64 << 20).unwrap();
         assert!((mid / (1e8f64 * 1e7).sqrt() - 1.0).abs() < 1e-9);
         assert_eq!(OperatorLaws::default().bandwidth(1), None);
+
+        // With a cold law, the step lies between hot and cold by the bandwidth's fall.
+        let cold_base = BaseLaw {
+            overhead_ms: 1.0,
+            ..BaseLaw::default()
+        };
+        let mut with_cold = laws.clone();
+        let small = linear(1, 1, 256, 256);
+        with_cold.laws.push(ClassLaw {
+            cold: true,
+            ..law(cold_base, None, vec![LawPoint { op: small, ms: 1.0 }])
+        });
+        with_cold.cold_working_set_bytes = Some(512 << 20);
+        let hot = with_cold.hot_ms(&small).unwrap();
+        // Own size and step within the fast part of the curve: hot.
+        assert!((with_cold.op_ms(&small, 16 << 20).unwrap() - hot).abs() < 1e-12);
+        // At the cold set's size: cold.
+        assert!((with_cold.op_ms(&small, 512 << 20).unwrap() - 1.0).abs() < 1e-12);
+        // Half-way down the curve (log-log): half-way from hot to cold.
+        let half = with_cold.op_ms(&small, 64 << 20).unwrap();
+        assert!((half - (hot + 0.5 * (1.0 - hot))).abs() < 1e-9, "{half}");
+        // Outside the cold points' sizes (a prefill product) the cold law is not used.
+        let prefill = linear(1, 128, 256, 256);
+        assert_eq!(
+            with_cold.op_ms(&prefill, 512 << 20).unwrap(),
+            laws.op_ms(&prefill, 512 << 20).unwrap()
+        );
     }
 
     #[test]
@@ -332,6 +418,7 @@ mod tests {
         let attention = |causal, overhead_ms| ClassLaw {
             class: OpClass::Attention,
             causal: Some(causal),
+            cold: false,
             base: BaseLaw {
                 overhead_ms,
                 ..BaseLaw::default()
@@ -342,6 +429,7 @@ mod tests {
         let laws = OperatorLaws {
             laws: vec![attention(true, 1.0), attention(false, 0.1)],
             streams: vec![],
+            cold_working_set_bytes: None,
         };
         assert_eq!(laws.hot_ms(&at(true)).unwrap(), 1.0);
         assert_eq!(laws.hot_ms(&at(false)).unwrap(), 0.1);

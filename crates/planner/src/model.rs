@@ -143,7 +143,7 @@ impl LatencyModel {
                 calibration,
                 laws,
             } => match operator_sum(laws, shape, *phase) {
-                Ok(sum) => calibration.apply(sum.total_ms, shape.layers()),
+                Ok(sum) => calibration.apply(sum.total_ms, shape),
                 // `check` makes sure every class of the graph has a law.
                 Err(_) => f64::NAN,
             },
@@ -171,7 +171,7 @@ impl LatencyModel {
                 laws,
             } => {
                 let c = calibration;
-                let mut values = vec![c.scale, c.per_layer_ms, c.constant_ms];
+                let mut values = vec![c.scale, c.per_layer_ms, c.per_layer_sequence_ms, c.constant_ms];
                 for law in &laws.laws {
                     values.extend(law.base.coefficients());
                     values.extend(law.smoothing);

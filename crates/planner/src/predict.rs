@@ -81,7 +81,10 @@ fn breakdown(model: &LatencyModel, shape: &Shape) -> Vec<ComponentTime> {
             for (component, ms) in sum.by_component() {
                 add_to(&mut parts, component, calibration.scale * ms);
             }
-            let per_layer = calibration.per_layer_ms * shape.layers() as f64;
+            let layers = shape.layers() as f64;
+            let per_layer = (calibration.per_layer_ms
+                + calibration.per_layer_sequence_ms * shape.batch() as f64)
+                * layers;
             if per_layer > 0.0 {
                 add_to(&mut parts, Component::PerLayerFixed, per_layer);
             }

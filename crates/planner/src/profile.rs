@@ -1,8 +1,9 @@
 //! The profile file format: fitted latency models of one machine.
 //!
 //! A profile is JSON written by `bench fit` / `bench profile` and read by the
-//! planner (CLI and web). Layout (schema version 2; version 1 is version 2
-//! without `decode`, and is still read):
+//! planner (CLI and web). Layout (schema version 3; version 2 is version 3
+//! without `operators` models, version 1 is version 2 without `decode`; both
+//! are still read):
 //!
 //! ```text
 //! {
@@ -15,7 +16,10 @@
 //!     "device": "cpu",                    // "cpu" | "gpu"
 //!     "fingerprint": {"cpu": "...", ...}, // string map, from the measurements
 //!     "measurements": 48,                 // shapes the fit used
-//!     "model": {"kind": "physics", "terms": [{"term": "matmul_gflop", "value": 4.1, "std_error": 0.1}, ...]},
+//!     "model": {"kind": "physics", "terms": [{"term": "matmul_gflop", "value": 4.1, "std_error": 0.1}, ...]}
+//!            | {"kind": "operators", "phase": "prefill", "calibration": {"scale": 1.02, "per_layer_ms": 0.1, "constant_ms": 0.0},
+//!               "laws": {"laws": [{"class": "linear", "base": {…}, "smoothing": 0.5, "points": [{"op": {…}, "ms": 0.01}, …]}, …],
+//!                        "streams": [{"working_set_bytes": 2097152, "bytes_per_ms": 6.1e7}, …], "cold_working_set_bytes": 268435456}},
 //!     "alternatives": [{"name": "tr121_linear", "model": {...}, "r2": .., "adj_r2": .., "held_out": {...}}],
 //!     "validity": {"layers": [1, 24], "d_model": [32, 1024], ...},
 //!     "residuals": {"quantiles": [[0.05, 0.95], [0.5, 1.0], [0.95, 1.06]]},  // held-out measured/predicted
@@ -45,10 +49,10 @@ use crate::model::LatencyModel;
 use crate::shape::Shape;
 
 /// The schema version this build writes.
-pub const PROFILE_SCHEMA_VERSION: u32 = 2;
+pub const PROFILE_SCHEMA_VERSION: u32 = 3;
 
-/// Versions this build reads: 1 is 2 without decode models.
-pub const READABLE_SCHEMA_VERSIONS: [u32; 2] = [1, 2];
+/// Versions this build reads: 2 is 3 without operator models, 1 is 2 without decode models.
+pub const READABLE_SCHEMA_VERSIONS: [u32; 3] = [1, 2, 3];
 
 /// Largest profile text accepted (the web page takes user files).
 pub const MAX_PROFILE_BYTES: usize = 4 * 1024 * 1024;
@@ -328,6 +332,13 @@ impl Profile {
                 return invalid(format!("backend `{}` appears twice", b.backend));
             }
             b.check()?;
+            let operators = |p: &BackendProfile| matches!(p.model, LatencyModel::Operators { .. });
+            if self.schema_version < 3 && (operators(b) || b.decode.as_deref().is_some_and(operators)) {
+                return invalid(format!(
+                    "backend `{}` has an operator model, which schema version {} does not allow",
+                    b.backend, self.schema_version
+                ));
+            }
             if let Some(decode) = &b.decode {
                 if self.schema_version < 2 {
                     return invalid(format!(
@@ -409,6 +420,61 @@ mod tests {
         assert!(backend["decode"].get("decode").is_none());
         assert_eq!(v["schema_version"], PROFILE_SCHEMA_VERSION);
         assert_eq!(Profile::from_json(&p.to_json()).unwrap(), p);
+    }
+
+    #[test]
+    fn operator_models_round_trip_and_need_version_three() {
+        use crate::compose::Calibration;
+        use crate::costlaw::{BaseLaw, ClassLaw, OperatorLaws};
+        use crate::operators::OpClass;
+        let mut laws: Vec<ClassLaw> = OpClass::ALL
+            .into_iter()
+            .map(|class| ClassLaw {
+                class,
+                causal: (class == OpClass::Attention).then_some(true),
+                cold: false,
+                base: BaseLaw {
+                    overhead_ms: 0.01,
+                    ..BaseLaw::default()
+                },
+                smoothing: None,
+                points: vec![],
+            })
+            .collect();
+        laws.push(ClassLaw {
+            causal: Some(false),
+            ..laws[2].clone()
+        });
+        let mut p = crate::default_profile();
+        p.backends[0].model = LatencyModel::Operators {
+            phase: crate::Phase::Prefill,
+            calibration: Calibration::IDENTITY,
+            laws: Box::new(OperatorLaws {
+                laws,
+                streams: vec![],
+                cold_working_set_bytes: None,
+            }),
+        };
+        p.schema_version = 3;
+        let back = Profile::from_json(&p.to_json()).unwrap();
+        assert_eq!(back, p);
+        let shape = crate::ShapeSpec::new(2, 128).validate().unwrap();
+        let ms = back.backends[0].model.predict_ms(&shape);
+        let runs: u64 = crate::operators::graph(&shape, crate::Phase::Prefill)
+            .iter()
+            .map(|o| o.count)
+            .sum();
+        assert!((ms - 0.01 * runs as f64).abs() < 1e-9, "{ms}");
+        p.schema_version = 2;
+        let e = Profile::from_json(&p.to_json()).unwrap_err().to_string();
+        assert!(e.contains("operator model") && e.contains("schema version 2"), "{e}");
+        // A law missing for a class of the graph is refused on load, not at prediction.
+        p.schema_version = 3;
+        if let LatencyModel::Operators { laws, .. } = &mut p.backends[0].model {
+            laws.laws.retain(|l| l.class != OpClass::Gelu);
+        }
+        let e = Profile::from_json(&p.to_json()).unwrap_err().to_string();
+        assert!(e.contains("gelu"), "{e}");
     }
 
     #[test]

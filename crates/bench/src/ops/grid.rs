@@ -3,11 +3,15 @@
 //!
 //! Widths 32…1536, decode batches 1…8 (one row per sequence), prefill
 //! batches × rows from 1 × 32 to 8 × 512 tokens, head sizes 32…128, contexts
-//! 64…1024, both vocabularies of the sweeps. The product of every dimension
+//! 32…1024, both vocabularies of the sweeps. The product of every dimension
 //! would take hours; the grid instead follows the operators' own structure
 //! (a linear layer's k × n is d × 3d, d × d, d × ff or ff × d), and the
 //! cost laws read between its points. Probes above a FLOP cap are left out:
 //! they are compute bound, where the laws extrapolate along their power law.
+//! Decode-style products and decode attention are measured cold as well
+//! (weights or cache rotated through copies of 256 MiB in all), and the
+//! machine's bandwidth over working sets of 2 MiB … 1 GiB says how far
+//! between hot and cold a step of a given size lies.
 
 use planner::operators::OpKind;
 
@@ -36,6 +40,8 @@ struct Axes {
     head_sizes: &'static [u64],
     elements: &'static [u64],
     stream_bytes: &'static [u64],
+    /// Total bytes of the rotating copies of cold probes.
+    cold_set_bytes: u64,
     max_flops: u64,
 }
 
@@ -58,7 +64,7 @@ const FULL: Axes = Axes {
     batches: &[1, 4],
     heads: &[1, 4, 16],
     seqs: &[32, 128, 512],
-    contexts: &[64, 256, 1024],
+    contexts: &[32, 64, 256, 1024],
     head_sizes: &[32, 64, 128],
     elements: &[
         1 << 5,
@@ -84,6 +90,7 @@ const FULL: Axes = Axes {
         1 << 29,
         1 << 30,
     ],
+    cold_set_bytes: 1 << 28,
     max_flops: 1 << 35,
 };
 
@@ -99,6 +106,7 @@ const QUICK: Axes = Axes {
     head_sizes: &[16, 32],
     elements: &[1 << 6, 1 << 10],
     stream_bytes: &[1 << 20, 1 << 21],
+    cold_set_bytes: 1 << 21,
     max_flops: 1 << 30,
 };
 
@@ -163,11 +171,24 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
         ops.push(OpKind::Gelu { elements });
         ops.push(OpKind::Add { elements });
     }
-    let mut probes: Vec<Probe> = ops
-        .into_iter()
-        .filter(|op| op.flops() <= a.max_flops)
-        .map(Probe::Operator)
+    let ops: Vec<OpKind> = ops.into_iter().filter(|op| op.flops() <= a.max_flops).collect();
+    // Decode-style products and attention over a cache, cold as well: a
+    // decode step re-reads weights and cache that may not stay in cache.
+    let cold: Vec<Probe> = ops
+        .iter()
+        .filter(|op| match op {
+            OpKind::Linear { rows, .. } => *rows == 1,
+            OpKind::LmHead { tokens, .. } => *tokens <= 8,
+            OpKind::Attention { causal, .. } => !causal,
+            _ => false,
+        })
+        .map(|&op| Probe::Cold {
+            op,
+            working_set_bytes: a.cold_set_bytes,
+        })
         .collect();
+    let mut probes: Vec<Probe> = ops.into_iter().map(Probe::Operator).collect();
+    probes.extend(cold);
     probes.extend(a.stream_bytes.iter().map(|&working_set_bytes| Probe::Stream { working_set_bytes }));
     probes
 }
@@ -187,7 +208,7 @@ mod tests {
                 .iter()
                 .filter_map(|p| match p {
                     Probe::Operator(op) => Some(op.class()),
-                    Probe::Stream { .. } => None,
+                    Probe::Cold { .. } | Probe::Stream { .. } => None,
                 })
                 .collect();
             assert_eq!(classes.len(), OpClass::ALL.len(), "{grid:?}");
@@ -200,6 +221,7 @@ mod tests {
                 .collect();
             assert_eq!(causal.len(), 2);
             assert!(probes.iter().any(|p| matches!(p, Probe::Stream { .. })));
+            assert!(probes.iter().any(|p| matches!(p, Probe::Cold { .. })));
             let keys: HashSet<String> = probes.iter().map(Probe::key).collect();
             assert_eq!(keys.len(), probes.len(), "no probe twice");
         }

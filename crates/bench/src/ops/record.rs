@@ -6,6 +6,7 @@
 //! {"schema_version":1, "backend":"flex", "gelu":"exact", "run_id":"…",
 //!  "timestamp_utc":"2026-12-01T12:00:00Z",
 //!  "probe":{"operator":{"kind":"linear","batch":1,"rows":128,"k":768,"n":2304}}
+//!        | {"cold":{"op":{"kind":"linear",…},"working_set_bytes":268435456}}
 //!        | {"stream":{"working_set_bytes":67108864}},
 //!  "status":"ok" | "failed", "error": "why" (failed only),
 //!  "median_ms":…, "ci95_ms":[lo,hi], "cold_ms":…, "samples":12, "samples_ms":[…],
@@ -14,10 +15,13 @@
 //! ```
 //!
 //! An `operator` probe times one run of a graph operator with its operands
-//! hot (the kinds and sizes of `planner::operators::OpKind`); a `stream` probe
-//! times matrix-vector products over a rotating set of weight buffers of
-//! `working_set_bytes` in all, one pass per sample (the bandwidth at that
-//! working set is `working_set_bytes / median`). Readers skip lines that do not
+//! hot (the kinds and sizes of `planner::operators::OpKind`); a `cold` probe
+//! times the same operator with its weights (or KV cache) taken in turn from
+//! a rotating set of copies of `working_set_bytes` in all, so every run reads
+//! them from wherever a set that size lives, as a decode step of a large model
+//! does; a `stream` probe reads a rotating set of plain buffers of
+//! `working_set_bytes` on every core, outside the backend: the machine's
+//! bandwidth at that working set is `working_set_bytes / median`. Readers skip lines that do not
 //! parse and say so, as for whole-model measurements.
 
 use std::fs::File;
@@ -41,6 +45,13 @@ pub const OPERATOR_SCHEMA_VERSION: u32 = 1;
 pub enum Probe {
     /// One run of an operator, operands hot.
     Operator(OpKind),
+    /// One run of an operator, its weights from a rotating set of copies.
+    Cold {
+        /// The operator.
+        op: OpKind,
+        /// Total bytes of the copies.
+        working_set_bytes: u64,
+    },
     /// One pass of matrix-vector products over a rotating set of weights.
     Stream {
         /// Total bytes of the set.
@@ -53,6 +64,7 @@ impl Probe {
     pub fn key(&self) -> String {
         match self {
             Probe::Operator(op) => op.key(),
+            Probe::Cold { op, working_set_bytes } => format!("cold {} set={working_set_bytes}", op.key()),
             Probe::Stream { working_set_bytes } => format!("stream bytes={working_set_bytes}"),
         }
     }
@@ -73,6 +85,9 @@ impl Probe {
                 }
                 _ => op.weight_bytes() + op.bytes_read() + op.bytes_written(),
             },
+            Probe::Cold { op, working_set_bytes } => {
+                working_set_bytes + Probe::Operator(*op).held_bytes()
+            }
             Probe::Stream { working_set_bytes } => *working_set_bytes,
         }
     }
@@ -236,7 +251,16 @@ mod tests {
         let s = line(Probe::Stream { working_set_bytes: 1 << 20 });
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["probe"], serde_json::json!({"stream": {"working_set_bytes": 1048576}}));
-        for m in [m, s] {
+        let c = line(Probe::Cold {
+            op: OpKind::Gelu { elements: 8 },
+            working_set_bytes: 1 << 28,
+        });
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v["probe"],
+            serde_json::json!({"cold": {"op": {"kind": "gelu", "elements": 8}, "working_set_bytes": 268435456}})
+        );
+        for m in [m, s, c] {
             let back: OperatorMeasurement = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
             assert_eq!(back, m);
         }

@@ -82,10 +82,103 @@ pub fn build(probe: &Probe, gelu_kind: Gelu, device: &Device) -> Result<OpWorklo
 }
 
 fn build_run(probe: Probe, gelu_kind: Gelu, device: &Device) -> Run {
-    let op = match probe {
-        Probe::Operator(op) => op,
-        Probe::Stream { working_set_bytes } => return stream(working_set_bytes, device),
+    match probe {
+        Probe::Operator(op) => hot(op, gelu_kind, device),
+        Probe::Cold { op, working_set_bytes } => cold(op, working_set_bytes, gelu_kind, device),
+        Probe::Stream { working_set_bytes } => stream(working_set_bytes),
+    }
+}
+
+/// Copies of an operator's weights that fill `set` bytes (at least two).
+fn copies(op: &OpKind, set: u64) -> usize {
+    let own = match *op {
+        OpKind::Attention {
+            batch,
+            heads,
+            kv,
+            d_head,
+            ..
+        } => 8 * batch * heads * kv * d_head,
+        _ => op.weight_bytes(),
     };
+    usize_of(set.div_ceil(own.max(1)).max(2))
+}
+
+/// The operator with its weights (attention: its KV cache) rotated through
+/// copies filling `set` bytes, written once so the pages are real.
+fn cold(op: OpKind, set: u64, gelu_kind: Gelu, device: &Device) -> Run {
+    let n = copies(&op, set);
+    match op {
+        OpKind::Linear { batch, rows, k, n: out } => {
+            let layers: Vec<_> = (0..n)
+                .map(|_| {
+                    LinearConfig::new(usize_of(k), usize_of(out))
+                        .with_initializer(burn::nn::Initializer::Ones)
+                        .init(device)
+                })
+                .collect();
+            let x = random([batch, rows, k], device);
+            let mut i = 0;
+            Box::new(move || {
+                i = (i + 1) % layers.len();
+                Box::new(layers[i].forward(x.clone()))
+            })
+        }
+        OpKind::LmHead { tokens, d, vocab } => {
+            let weights: Vec<Tensor<2>> = (0..n)
+                .map(|_| Tensor::ones([usize_of(vocab), usize_of(d)], device))
+                .collect();
+            let x = random([tokens, d], device);
+            let (t, v) = (usize_of(tokens), usize_of(vocab));
+            let mut i = 0;
+            Box::new(move || {
+                i = (i + 1) % weights.len();
+                Box::new(
+                    weights[i]
+                        .clone()
+                        .matmul(x.clone().transpose())
+                        .transpose()
+                        .reshape([1, t, v]),
+                )
+            })
+        }
+        OpKind::Attention {
+            batch,
+            heads,
+            q,
+            kv,
+            d_head,
+            causal: false,
+        } => {
+            let h = usize_of(heads);
+            let dims = [batch, heads, kv, d_head].map(usize_of);
+            let caches: Vec<(Tensor<4>, Tensor<4>)> = (0..n)
+                .map(|_| (Tensor::ones(dims, device), Tensor::ones(dims, device)))
+                .collect();
+            let qkv = random([batch, q, 3 * heads * d_head], device);
+            let options = AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: false,
+            };
+            let (b, q, d) = (usize_of(batch), usize_of(q), usize_of(heads * d_head));
+            let mut i = 0;
+            Box::new(move || {
+                i = (i + 1) % caches.len();
+                let (keys, values) = caches[i].clone();
+                Box::new(
+                    attention(split(&qkv, 0, h), keys, values, None, None, options)
+                        .swap_dims(1, 2)
+                        .reshape([b, q, d]),
+                )
+            })
+        }
+        // Operators without weights of their own stream only activations: as hot.
+        other => hot(other, gelu_kind, device),
+    }
+}
+
+fn hot(op: OpKind, gelu_kind: Gelu, device: &Device) -> Run {
     match op {
         OpKind::Linear { batch, rows, k, n } => {
             let layer = LinearConfig::new(usize_of(k), usize_of(n)).init(device);
@@ -192,30 +285,42 @@ fn build_run(probe: Probe, gelu_kind: Gelu, device: &Device) -> Run {
     }
 }
 
-/// Width and height of one buffer of a stream probe (2 MiB of f32).
-const STREAM_BLOCK: (usize, usize) = (1024, 512);
+/// Bytes of one buffer of a stream probe.
+const STREAM_BLOCK_BYTES: u64 = 2 << 20;
 
-/// Matrix-vector products over `ceil(bytes / 2 MiB)` distinct weight buffers,
-/// one pass per run: what a decode step does to weights that do not stay in cache.
-fn stream(bytes: u64, device: &Device) -> Run {
-    let (k, n) = STREAM_BLOCK;
-    let block = (4 * k * n) as u64;
-    let count = usize_of(bytes.div_ceil(block).max(1));
-    let weights: Vec<Tensor<2>> = (0..count)
-        .map(|_| Tensor::random([k, n], Distribution::Default, device))
-        .collect();
-    let x: Tensor<3> = Tensor::random([1, 1, k], Distribution::Default, device);
+/// Plain reads of `ceil(bytes / 2 MiB)` distinct buffers, split over every
+/// core the process may use, one pass per run: the machine's bandwidth at
+/// that working set, whatever a backend's kernels make of it.
+fn stream(bytes: u64) -> Run {
+    let count = usize_of(bytes.div_ceil(STREAM_BLOCK_BYTES).max(1));
+    let floats = usize_of(STREAM_BLOCK_BYTES / 4);
+    let buffers: Vec<Vec<f32>> = (0..count).map(|i| vec![i as f32 + 1.0; floats]).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(count);
     Box::new(move || {
-        let outs: Vec<Tensor<3>> = weights
-            .iter()
-            .map(|w| x.clone().matmul(w.clone().unsqueeze::<3>()))
-            .collect();
-        Box::new(outs)
+        let total: f32 = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let buffers = &buffers;
+                    scope.spawn(move || {
+                        let mut lanes = [0f32; 16];
+                        for b in buffers.iter().skip(t).step_by(threads) {
+                            for chunk in b.chunks_exact(16) {
+                                for (l, x) in lanes.iter_mut().zip(chunk) {
+                                    *l += x;
+                                }
+                            }
+                        }
+                        lanes.iter().sum::<f32>()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
+        });
+        Box::new(std::hint::black_box(total))
     })
 }
 
 /// Bytes one run of a stream probe reads (its buffers, rounded up to whole ones).
 pub fn stream_bytes_read(bytes: u64) -> u64 {
-    let block = (4 * STREAM_BLOCK.0 * STREAM_BLOCK.1) as u64;
-    bytes.div_ceil(block).max(1) * block
+    bytes.div_ceil(STREAM_BLOCK_BYTES).max(1) * STREAM_BLOCK_BYTES
 }

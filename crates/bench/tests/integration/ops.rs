@@ -53,7 +53,7 @@ fn ops_measures_every_probe_once_resumes_and_composes() {
     for law in ["linear", "lm_head", "attention (causal)", "attention (decode)", "kv_write", "gelu"] {
         assert!(out.contains(&format!("| {law} |")), "{law}: {out}");
     }
-    assert!(out.contains("| prefill |") && out.contains("| decode  |"), "{out}");
+    assert!(out.contains("| prefill |") && out.contains("| decode |"), "{out}");
 
     // Operators of a backend no whole-model file measured: a clear error.
     let (code, _, err) = bench(&["compose", "--ops", ops, "--measurements", "/dev/null"]);
