@@ -821,7 +821,10 @@ fn ops(args: &OpsArgs) -> anyhow::Result<()> {
             max_held_bytes: bench::ops::DEFAULT_MAX_HELD_BYTES,
         })?;
         for (line, why) in &report.file_skipped {
-            eprintln!("warning: {}:{line}: unreadable line skipped ({why})", args.out.display());
+            eprintln!(
+                "warning: {}:{line}: unreadable line skipped ({why})",
+                args.out.display()
+            );
         }
         let bad: Vec<_> = report
             .written

@@ -77,17 +77,21 @@ pub fn read_laws(paths: &[PathBuf]) -> anyhow::Result<(BTreeMap<String, Operator
     Ok((out, warnings))
 }
 
+/// Operator data by (backend, machine key).
+pub type DataByMachine = BTreeMap<(String, String), OperatorData>;
+
 /// Reads operator files into the data of each (backend, machine key) (see
 /// [`crate::fitting::machine_key`]); the newest line of each probe wins.
-pub fn read_laws_by_machine(
-    paths: &[PathBuf],
-) -> anyhow::Result<(BTreeMap<(String, String), OperatorData>, Vec<String>)> {
+pub fn read_laws_by_machine(paths: &[PathBuf]) -> anyhow::Result<(DataByMachine, Vec<String>)> {
     let mut newest: BTreeMap<(String, String, String), OperatorMeasurement> = BTreeMap::new();
     let mut warnings = vec![];
     for path in paths {
         let r = ops_record::read(path).with_context(|| format!("reading {}", path.display()))?;
         for (line, why) in r.skipped {
-            warnings.push(format!("{}:{line}: unreadable line skipped ({why})", path.display()));
+            warnings.push(format!(
+                "{}:{line}: unreadable line skipped ({why})",
+                path.display()
+            ));
         }
         for m in r.measurements.into_iter().filter(|m| m.status == Status::Ok) {
             let machine = crate::fitting::machine_key_of(&m.fingerprint);
@@ -100,7 +104,10 @@ pub fn read_laws_by_machine(
         let entry = out.entry((backend, machine)).or_default();
         match m.probe {
             Probe::Operator(op) => entry.hot.push(LawPoint { op, ms: t.median_ms }),
-            Probe::Cold { op, working_set_bytes } => {
+            Probe::Cold {
+                op,
+                working_set_bytes,
+            } => {
                 entry.cold.push(LawPoint { op, ms: t.median_ms });
                 entry.cold_working_set_bytes = Some(working_set_bytes);
             }
@@ -175,17 +182,15 @@ fn spread(rows: &[AdditivityRow], n: usize) -> Vec<usize> {
     }
     picked.dedup();
     while picked.len() < n {
-        let next = (0..rows.len())
-            .filter(|i| !picked.contains(i))
-            .max_by(|&a, &b| {
-                let gap = |i: usize| {
-                    picked
-                        .iter()
-                        .map(|&p| dist(&at(&rows[i]), &at(&rows[p])))
-                        .fold(f64::INFINITY, f64::min)
-                };
-                gap(a).total_cmp(&gap(b))
-            });
+        let next = (0..rows.len()).filter(|i| !picked.contains(i)).max_by(|&a, &b| {
+            let gap = |i: usize| {
+                picked
+                    .iter()
+                    .map(|&p| dist(&at(&rows[i]), &at(&rows[p])))
+                    .fold(f64::INFINITY, f64::min)
+            };
+            gap(a).total_cmp(&gap(b))
+        });
         match next {
             Some(i) => picked.push(i),
             None => break,
@@ -253,7 +258,10 @@ pub fn render(checks: &[BackendCheck], explain: usize, dump: bool) -> String {
     let mut s = String::new();
     for c in checks {
         let _ = writeln!(s, "## {} ({} operator measurements)\n", c.backend, c.probes);
-        let _ = writeln!(s, "| law | points | correction width | held-out MAPE | base law alone |");
+        let _ = writeln!(
+            s,
+            "| law | points | correction width | held-out MAPE | base law alone |"
+        );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         for f in &c.fits {
             let mut name = match f.law.causal {
@@ -277,7 +285,13 @@ pub fn render(checks: &[BackendCheck], explain: usize, dump: bool) -> String {
         streams.sort_by_key(|p| p.working_set_bytes);
         let curve: Vec<String> = streams
             .iter()
-            .map(|p| format!("{} MiB {:.0} GB/s", p.working_set_bytes >> 20, p.bytes_per_ms / 1e6))
+            .map(|p| {
+                format!(
+                    "{} MiB {:.0} GB/s",
+                    p.working_set_bytes >> 20,
+                    p.bytes_per_ms / 1e6
+                )
+            })
             .collect();
         let _ = writeln!(s, "\nbandwidth: {}\n", curve.join(", "));
         let _ = writeln!(
@@ -341,19 +355,19 @@ pub fn render(checks: &[BackendCheck], explain: usize, dump: bool) -> String {
                     r.operator_sum_ms,
                     r.ratio()
                 );
-                if i < explain {
-                    if let Ok(sum) = planner::compose::operator_sum(&c.laws, &r.shape, r.phase) {
-                        let _ = writeln!(s, "      working set {} MB", sum.working_set_bytes / 1_000_000);
-                        for o in &sum.operators {
-                            let _ = writeln!(
-                                s,
-                                "      {:<20} ×{:<3} {:>9.4} ms  {}",
-                                o.operator.role,
-                                o.operator.count,
-                                o.ms,
-                                o.operator.kind.key()
-                            );
-                        }
+                if i < explain
+                    && let Ok(sum) = planner::compose::operator_sum(&c.laws, &r.shape, r.phase)
+                {
+                    let _ = writeln!(s, "      working set {} MB", sum.working_set_bytes / 1_000_000);
+                    for o in &sum.operators {
+                        let _ = writeln!(
+                            s,
+                            "      {:<20} ×{:<3} {:>9.4} ms  {}",
+                            o.operator.role,
+                            o.operator.count,
+                            o.ms,
+                            o.operator.kind.key()
+                        );
                     }
                 }
             }

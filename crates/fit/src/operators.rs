@@ -275,7 +275,10 @@ pub fn calibrate(rows: &[CalibrationRow]) -> Calibration {
 
 /// Calibration rows of the anchors (their operator sums).
 pub fn calibration_rows(laws: &OperatorLaws, anchors: &[Anchor]) -> Result<Vec<CalibrationRow>, LawError> {
-    Ok(additivity(laws, anchors)?.iter().map(CalibrationRow::from).collect())
+    Ok(additivity(laws, anchors)?
+        .iter()
+        .map(CalibrationRow::from)
+        .collect())
 }
 
 /// Leave-one-out accuracy of the calibration over the anchors: each is
@@ -327,7 +330,10 @@ mod tests {
                 for d in [64, 128, 256, 512, 1024] {
                     for (k, n) in [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)] {
                         let op = OpKind::Linear { batch, rows, k, n };
-                        points.push(LawPoint { op, ms: truth.ms(&op) });
+                        points.push(LawPoint {
+                            op,
+                            ms: truth.ms(&op),
+                        });
                     }
                 }
             }
@@ -410,7 +416,15 @@ mod tests {
     fn anchors(truth: impl Fn(f64, u64) -> f64) -> Vec<Anchor> {
         let laws = laws_for_every_class();
         let mut out = vec![];
-        for (l, d) in [(2, 128), (4, 256), (8, 256), (3, 512), (12, 384), (6, 768), (1, 1024)] {
+        for (l, d) in [
+            (2, 128),
+            (4, 256),
+            (8, 256),
+            (3, 512),
+            (12, 384),
+            (6, 768),
+            (1, 1024),
+        ] {
             for phase in Phase::ALL {
                 let shape = ShapeSpec::new(l, d).validate().unwrap();
                 let sum = operator_sum(&laws, &shape, phase).unwrap().total_ms;
@@ -454,6 +468,10 @@ mod tests {
         assert!(e.to_string().contains("gelu"));
         // The graph has a GELU in every block.
         let s = ShapeSpec::new(1, 64).validate().unwrap();
-        assert!(graph(&s, Phase::Prefill).iter().any(|o| o.kind.class() == OpClass::Gelu));
+        assert!(
+            graph(&s, Phase::Prefill)
+                .iter()
+                .any(|o| o.kind.class() == OpClass::Gelu)
+        );
     }
 }

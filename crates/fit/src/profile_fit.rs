@@ -286,10 +286,18 @@ pub fn fit_backend(
         .as_ref()
         .and_then(|spec| Some((spec.clone(), held_out_accuracy(spec, points).ok()?)));
     let (spec, repetitions, held_out, runner_up) = match operators_held_out {
-        Some((ops, (reps, acc))) if acc.mape_pct < physics_held_out.mape_pct => {
-            (ops, reps, acc, Some(("physics_terms", physics.clone(), physics_held_out)))
-        }
-        Some((ops, (_, acc))) => (physics, physics_repetitions, physics_held_out, Some(("operators", ops, acc))),
+        Some((ops, (reps, acc))) if acc.mape_pct < physics_held_out.mape_pct => (
+            ops,
+            reps,
+            acc,
+            Some(("physics_terms", physics.clone(), physics_held_out)),
+        ),
+        Some((ops, (_, acc))) => (
+            physics,
+            physics_repetitions,
+            physics_held_out,
+            Some(("operators", ops, acc)),
+        ),
         None => (physics, physics_repetitions, physics_held_out, None),
     };
     let Fitted { model, .. } = spec.fit(points)?;

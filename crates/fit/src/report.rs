@@ -133,9 +133,7 @@ fn accuracy_table(out: &mut String, f: &BackendFit) {
 /// its calibration and cost laws.
 fn terms_table(out: &mut String, model: &LatencyModel) {
     if let LatencyModel::Operators {
-        calibration: c,
-        laws,
-        ..
+        calibration: c, laws, ..
     } = model
     {
         let points: usize = laws.laws.iter().map(|l| l.points.len()).sum();

@@ -151,7 +151,10 @@ mod tests {
             let ops = graph(&s, phase);
             let runs: u64 = ops.iter().map(|o| o.count).sum();
             let gflop = phase.flops(&s) as f64 / 1e9;
-            assert!((sum.total_ms - (0.001 * runs as f64 + gflop)).abs() < 1e-9, "{phase}");
+            assert!(
+                (sum.total_ms - (0.001 * runs as f64 + gflop)).abs() < 1e-9,
+                "{phase}"
+            );
             let parts: f64 = sum.by_component().iter().map(|p| p.1).sum();
             assert!((parts - sum.total_ms).abs() < 1e-9);
             assert_eq!(sum.working_set_bytes, step_bytes(&ops));

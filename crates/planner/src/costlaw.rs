@@ -68,12 +68,22 @@ impl BaseLaw {
     /// The law's features of an operator: 1, GFLOP, MB, dispatches.
     pub fn features(op: &OpKind) -> [f64; 4] {
         let bytes = op.weight_bytes() + op.bytes_read() + op.bytes_written();
-        [1.0, op.flops() as f64 / 1e9, bytes as f64 / 1e6, op.dispatches() as f64]
+        [
+            1.0,
+            op.flops() as f64 / 1e9,
+            bytes as f64 / 1e6,
+            op.dispatches() as f64,
+        ]
     }
 
     /// Coefficients in the order of [`BaseLaw::features`].
     pub fn coefficients(&self) -> [f64; 4] {
-        [self.overhead_ms, self.ms_per_gflop, self.ms_per_mb, self.ms_per_dispatch]
+        [
+            self.overhead_ms,
+            self.ms_per_gflop,
+            self.ms_per_mb,
+            self.ms_per_dispatch,
+        ]
     }
 
     /// The base time of one run, ms.
@@ -123,7 +133,11 @@ impl ClassLaw {
             if Some(i) == exclude || p.ms <= 0.0 {
                 continue;
             }
-            let d2: f64 = log_sizes(&p.op).iter().zip(&at).map(|(a, b)| (a - b).powi(2)).sum();
+            let d2: f64 = log_sizes(&p.op)
+                .iter()
+                .zip(&at)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum();
             let log_ratio = (p.ms / self.base.ms(&p.op).max(1e-9)).ln();
             let w = (-d2 / (2.0 * width * width)).exp();
             weight_sum += w;
@@ -320,8 +334,14 @@ mod tests {
         let small = linear(1, 1, 64, 64);
         let large = linear(1, 512, 1024, 1024);
         let points = vec![
-            LawPoint { op: small, ms: 2.0 * BASE.ms(&small) },
-            LawPoint { op: large, ms: BASE.ms(&large) },
+            LawPoint {
+                op: small,
+                ms: 2.0 * BASE.ms(&small),
+            },
+            LawPoint {
+                op: large,
+                ms: BASE.ms(&large),
+            },
         ];
         let l = law(BASE, Some(0.5), points);
         assert!((l.hot_ms(&small) / BASE.ms(&small) - 2.0).abs() < 1e-6);
@@ -352,13 +372,18 @@ mod tests {
     #[test]
     fn streaming_past_the_measured_cache_costs_bytes_over_bandwidth() {
         // 100 GB/s while the set is small, 10 GB/s beyond 64 MB.
-        let streams = [(8u64 << 20, 1e8), (32 << 20, 1e8), (128 << 20, 1e7), (512 << 20, 1e7)]
-            .into_iter()
-            .map(|(working_set_bytes, bytes_per_ms)| StreamPoint {
-                working_set_bytes,
-                bytes_per_ms,
-            })
-            .collect();
+        let streams = [
+            (8u64 << 20, 1e8),
+            (32 << 20, 1e8),
+            (128 << 20, 1e7),
+            (512 << 20, 1e7),
+        ]
+        .into_iter()
+        .map(|(working_set_bytes, bytes_per_ms)| StreamPoint {
+            working_set_bytes,
+            bytes_per_ms,
+        })
+        .collect();
         let laws = OperatorLaws {
             laws: vec![law(BASE, None, vec![])],
             streams,

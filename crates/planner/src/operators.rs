@@ -249,10 +249,7 @@ impl OpKind {
                 ..
             } => e * batch * heads * d_head * (q + 2 * kv),
             OpKind::KvWrite {
-                batch,
-                heads,
-                d_head,
-                ..
+                batch, heads, d_head, ..
             } => e * batch * heads * d_head,
             OpKind::LayerNorm { rows, width } => e * rows * width,
             OpKind::Gelu { elements } => e * elements,
@@ -275,10 +272,7 @@ impl OpKind {
                 ..
             } => e * batch * heads * q * d_head,
             OpKind::KvWrite {
-                batch,
-                heads,
-                d_head,
-                ..
+                batch, heads, d_head, ..
             } => e * batch * heads * d_head,
             OpKind::LayerNorm { rows, width } | OpKind::Embedding { rows, width, .. } => e * rows * width,
             OpKind::Gelu { elements } | OpKind::Add { elements } => e * elements,
@@ -357,7 +351,12 @@ pub fn graph(shape: &Shape, phase: Phase) -> Vec<Operator> {
         Phase::Prefill => (shape.tokens(), shape.seq(), shape.seq(), true),
         Phase::Decode => (b, 1, shape.seq(), false),
     };
-    let linear = |k, n| OpKind::Linear { batch: b, rows: q, k, n };
+    let linear = |k, n| OpKind::Linear {
+        batch: b,
+        rows: q,
+        k,
+        n,
+    };
     let op = |kind, count, component, role| Operator {
         kind,
         count,
@@ -385,19 +384,19 @@ pub fn graph(shape: &Shape, phase: Phase) -> Vec<Operator> {
             Component::Constant,
             "position_embedding",
         ),
-        op(OpKind::Add { elements: t * d }, 1, Component::Constant, "embedding_add"),
+        op(
+            OpKind::Add { elements: t * d },
+            1,
+            Component::Constant,
+            "embedding_add",
+        ),
         op(
             OpKind::LayerNorm { rows: t, width: d },
             l,
             Component::MemoryTraffic,
             "ln_attention",
         ),
-        op(
-            linear(d, 3 * d),
-            l,
-            Component::Attention,
-            "qkv",
-        ),
+        op(linear(d, 3 * d), l, Component::Attention, "qkv"),
     ];
     if phase == Phase::Decode {
         let write = OpKind::KvWrite {
@@ -423,13 +422,33 @@ pub fn graph(shape: &Shape, phase: Phase) -> Vec<Operator> {
     ops.extend([
         op(attention, l, attention_component, "attention"),
         op(linear(d, d), l, Component::Attention, "out_projection"),
-        op(OpKind::Add { elements: t * d }, l, Component::MemoryTraffic, "residual_attention"),
-        op(OpKind::LayerNorm { rows: t, width: d }, l, Component::MemoryTraffic, "ln_mlp"),
+        op(
+            OpKind::Add { elements: t * d },
+            l,
+            Component::MemoryTraffic,
+            "residual_attention",
+        ),
+        op(
+            OpKind::LayerNorm { rows: t, width: d },
+            l,
+            Component::MemoryTraffic,
+            "ln_mlp",
+        ),
         op(linear(d, ff), l, Component::Mlp, "mlp_in"),
         op(OpKind::Gelu { elements: t * ff }, l, Component::Mlp, "gelu"),
         op(linear(ff, d), l, Component::Mlp, "mlp_out"),
-        op(OpKind::Add { elements: t * d }, l, Component::MemoryTraffic, "residual_mlp"),
-        op(OpKind::LayerNorm { rows: t, width: d }, 1, Component::LmHead, "ln_final"),
+        op(
+            OpKind::Add { elements: t * d },
+            l,
+            Component::MemoryTraffic,
+            "residual_mlp",
+        ),
+        op(
+            OpKind::LayerNorm { rows: t, width: d },
+            1,
+            Component::LmHead,
+            "ln_final",
+        ),
         op(
             OpKind::LmHead {
                 tokens: t,
@@ -492,7 +511,10 @@ mod tests {
         .validate()
         .unwrap();
         let ops = graph(&s, Phase::Decode);
-        let writes: Vec<_> = ops.iter().filter(|o| o.kind.class() == OpClass::KvWrite).collect();
+        let writes: Vec<_> = ops
+            .iter()
+            .filter(|o| o.kind.class() == OpClass::KvWrite)
+            .collect();
         assert_eq!(writes.len(), 1);
         assert_eq!(writes[0].count, 6);
         let attention = ops.iter().find(|o| o.kind.class() == OpClass::Attention).unwrap();
@@ -511,12 +533,21 @@ mod tests {
         let kv_read = attention.count * attention.kind.bytes_read();
         let query = 3 * 2 * 128 * 4;
         assert_eq!(kv_read - query, s.accounting().decode.kv_bytes);
-        assert!(!graph(&s, Phase::Prefill).iter().any(|o| o.kind.class() == OpClass::KvWrite));
+        assert!(
+            !graph(&s, Phase::Prefill)
+                .iter()
+                .any(|o| o.kind.class() == OpClass::KvWrite)
+        );
     }
 
     #[test]
     fn keys_name_kind_and_sizes() {
-        let k = OpKind::Linear { batch: 2, rows: 128, k: 768, n: 2304 };
+        let k = OpKind::Linear {
+            batch: 2,
+            rows: 128,
+            k: 768,
+            n: 2304,
+        };
         assert_eq!(k.key(), "linear b=2 rows=128 k=768 n=2304");
         assert_eq!(k.sizes(), vec![2, 128, 768, 2304]);
         assert_eq!(k.class().name(), "linear");

@@ -58,7 +58,10 @@ fn breakdown(model: &LatencyModel, shape: &Shape) -> Vec<ComponentTime> {
                 let ms = c.value * term_value(c.term, shape);
                 if matches!(
                     c.term,
-                    Term::MatmulGflop | Term::NarrowMatmulGflop | Term::ShortMatmulGflop | Term::DecodeMatmulGflop
+                    Term::MatmulGflop
+                        | Term::NarrowMatmulGflop
+                        | Term::ShortMatmulGflop
+                        | Term::DecodeMatmulGflop
                 ) {
                     // Split projections vs MLP by their FLOP shares.
                     let proj = a.flops.attention_projections as f64;

@@ -467,7 +467,10 @@ mod tests {
         assert!((ms - 0.01 * runs as f64).abs() < 1e-9, "{ms}");
         p.schema_version = 2;
         let e = Profile::from_json(&p.to_json()).unwrap_err().to_string();
-        assert!(e.contains("operator model") && e.contains("schema version 2"), "{e}");
+        assert!(
+            e.contains("operator model") && e.contains("schema version 2"),
+            "{e}"
+        );
         // A law missing for a class of the graph is refused on load, not at prediction.
         p.schema_version = 3;
         if let LatencyModel::Operators { laws, .. } = &mut p.backends[0].model {

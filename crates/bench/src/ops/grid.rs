@@ -127,7 +127,10 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
             for &vocab in a.vocabs {
                 ops.push(OpKind::LmHead { tokens, d, vocab });
             }
-            ops.push(OpKind::LayerNorm { rows: tokens, width: d });
+            ops.push(OpKind::LayerNorm {
+                rows: tokens,
+                width: d,
+            });
             ops.push(OpKind::Embedding {
                 rows: tokens,
                 width: d,
@@ -189,7 +192,11 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
         .collect();
     let mut probes: Vec<Probe> = ops.into_iter().map(Probe::Operator).collect();
     probes.extend(cold);
-    probes.extend(a.stream_bytes.iter().map(|&working_set_bytes| Probe::Stream { working_set_bytes }));
+    probes.extend(
+        a.stream_bytes
+            .iter()
+            .map(|&working_set_bytes| Probe::Stream { working_set_bytes }),
+    );
     probes
 }
 

@@ -153,8 +153,10 @@ pub fn run(opts: &OpsOptions) -> anyhow::Result<OpsReport> {
     let bar = if opts.progress {
         let bar = ProgressBar::new(todo.len() as u64);
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} probes, ETA {eta} {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} probes, ETA {eta} {msg}",
+            )
+            .expect("valid template"),
         );
         bar.set_prefix(format!("{} ops", opts.backend));
         bar
@@ -201,7 +203,13 @@ pub fn run(opts: &OpsOptions) -> anyhow::Result<OpsReport> {
         let finished = run_interleaved(&mut jobs, &opts.schedule, &clock, opts.stop, |event| {
             if let Event::Finished(i, job) = event {
                 let outcome = job.outcome().expect("a finished job has an outcome");
-                let m = line(probes[i], opts, &fp, &run_id, outcome.as_ref().map_err(String::as_str));
+                let m = line(
+                    probes[i],
+                    opts,
+                    &fp,
+                    &run_id,
+                    outcome.as_ref().map_err(String::as_str),
+                );
                 if let Err(e) = write(m, &mut report)
                     && failure.is_none()
                 {

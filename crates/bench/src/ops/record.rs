@@ -64,7 +64,10 @@ impl Probe {
     pub fn key(&self) -> String {
         match self {
             Probe::Operator(op) => op.key(),
-            Probe::Cold { op, working_set_bytes } => format!("cold {} set={working_set_bytes}", op.key()),
+            Probe::Cold {
+                op,
+                working_set_bytes,
+            } => format!("cold {} set={working_set_bytes}", op.key()),
             Probe::Stream { working_set_bytes } => format!("stream bytes={working_set_bytes}"),
         }
     }
@@ -80,14 +83,15 @@ impl Probe {
                     context,
                     d_head,
                 } => 4 * batch * heads * context * d_head,
-                OpKind::Embedding { width, table_rows, .. } => {
-                    4 * width * table_rows + op.bytes_written()
-                }
+                OpKind::Embedding {
+                    width, table_rows, ..
+                } => 4 * width * table_rows + op.bytes_written(),
                 _ => op.weight_bytes() + op.bytes_read() + op.bytes_written(),
             },
-            Probe::Cold { op, working_set_bytes } => {
-                working_set_bytes + Probe::Operator(*op).held_bytes()
-            }
+            Probe::Cold {
+                op,
+                working_set_bytes,
+            } => working_set_bytes + Probe::Operator(*op).held_bytes(),
             Probe::Stream { working_set_bytes } => *working_set_bytes,
         }
     }
@@ -247,10 +251,18 @@ mod tests {
                 "warnings"
             ]
         );
-        assert_eq!(v["probe"], serde_json::json!({"operator": {"kind": "gelu", "elements": 64}}));
-        let s = line(Probe::Stream { working_set_bytes: 1 << 20 });
+        assert_eq!(
+            v["probe"],
+            serde_json::json!({"operator": {"kind": "gelu", "elements": 64}})
+        );
+        let s = line(Probe::Stream {
+            working_set_bytes: 1 << 20,
+        });
         let v = serde_json::to_value(&s).unwrap();
-        assert_eq!(v["probe"], serde_json::json!({"stream": {"working_set_bytes": 1048576}}));
+        assert_eq!(
+            v["probe"],
+            serde_json::json!({"stream": {"working_set_bytes": 1048576}})
+        );
         let c = line(Probe::Cold {
             op: OpKind::Gelu { elements: 8 },
             working_set_bytes: 1 << 28,
@@ -261,7 +273,8 @@ mod tests {
             serde_json::json!({"cold": {"op": {"kind": "gelu", "elements": 8}, "working_set_bytes": 268435456}})
         );
         for m in [m, s, c] {
-            let back: OperatorMeasurement = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+            let back: OperatorMeasurement =
+                serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
             assert_eq!(back, m);
         }
     }

@@ -71,7 +71,8 @@ fn split(qkv: &Tensor<3>, i: usize, heads: usize) -> Tensor<4> {
 pub fn build(probe: &Probe, gelu_kind: Gelu, device: &Device) -> Result<OpWorkload, String> {
     let probe = *probe;
     let dev = device.clone();
-    let run = catch_unwind(AssertUnwindSafe(move || build_run(probe, gelu_kind, &dev))).map_err(panic_message)?;
+    let run =
+        catch_unwind(AssertUnwindSafe(move || build_run(probe, gelu_kind, &dev))).map_err(panic_message)?;
     // Touch everything once so lazy initialisation is not in the cold time.
     device.sync().map_err(|e| format!("device sync failed: {e:?}"))?;
     Ok(OpWorkload {
@@ -84,7 +85,10 @@ pub fn build(probe: &Probe, gelu_kind: Gelu, device: &Device) -> Result<OpWorklo
 fn build_run(probe: Probe, gelu_kind: Gelu, device: &Device) -> Run {
     match probe {
         Probe::Operator(op) => hot(op, gelu_kind, device),
-        Probe::Cold { op, working_set_bytes } => cold(op, working_set_bytes, gelu_kind, device),
+        Probe::Cold {
+            op,
+            working_set_bytes,
+        } => cold(op, working_set_bytes, gelu_kind, device),
         Probe::Stream { working_set_bytes } => stream(working_set_bytes),
     }
 }
@@ -109,7 +113,12 @@ fn copies(op: &OpKind, set: u64) -> usize {
 fn cold(op: OpKind, set: u64, gelu_kind: Gelu, device: &Device) -> Run {
     let n = copies(&op, set);
     match op {
-        OpKind::Linear { batch, rows, k, n: out } => {
+        OpKind::Linear {
+            batch,
+            rows,
+            k,
+            n: out,
+        } => {
             let layers: Vec<_> = (0..n)
                 .map(|_| {
                     LinearConfig::new(usize_of(k), usize_of(out))
@@ -241,7 +250,12 @@ fn hot(op: OpKind, gelu_kind: Gelu, device: &Device) -> Run {
         } => {
             let qkv = random([batch, 1, 3 * heads * d_head], device);
             let mut buffer = Some(random([batch, heads, context, d_head], device));
-            let (b, h, c, dh) = (usize_of(batch), usize_of(heads), usize_of(context), usize_of(d_head));
+            let (b, h, c, dh) = (
+                usize_of(batch),
+                usize_of(heads),
+                usize_of(context),
+                usize_of(d_head),
+            );
             Box::new(move || {
                 // Moved through the write so it stays uniquely owned, as in the decoder.
                 let written = buffer
@@ -295,7 +309,9 @@ fn stream(bytes: u64) -> Run {
     let count = usize_of(bytes.div_ceil(STREAM_BLOCK_BYTES).max(1));
     let floats = usize_of(STREAM_BLOCK_BYTES / 4);
     let buffers: Vec<Vec<f32>> = (0..count).map(|i| vec![i as f32 + 1.0; floats]).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(count);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(count);
     Box::new(move || {
         let total: f32 = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)

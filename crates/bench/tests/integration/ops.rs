@@ -25,32 +25,37 @@ fn ops_measures_every_probe_once_resumes_and_composes() {
     let n = lines.lines().count();
     assert!(n > 20, "{n} lines");
     assert!(lines.lines().all(|l| l.contains("\"status\":\"ok\"")), "{lines}");
-    assert!(err.contains(&format!("flex: {n} probes measured, 0 already in")), "{err}");
+    assert!(
+        err.contains(&format!("flex: {n} probes measured, 0 already in")),
+        "{err}"
+    );
 
     // A torn last line (a killed writer) is skipped with a warning; nothing is measured twice.
     std::fs::write(ops, format!("{lines}{{\"schema_version\":1,\"backe")).unwrap();
     let (code, _, err) = bench(&["ops", "--quick", "--backend", "flex", "--out", ops]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("unreadable line skipped"), "{err}");
-    assert!(err.contains(&format!("flex: 0 probes measured, {n} already in")), "{err}");
+    assert!(
+        err.contains(&format!("flex: 0 probes measured, {n} already in")),
+        "{err}"
+    );
 
     let whole = dir.path().join("whole.jsonl");
     let whole = whole.to_str().unwrap();
     let (code, _, err) = bench(&["--quick", "--backend", "flex", "--no-progress", "--out", whole]);
     assert_eq!(code, Some(0), "{err}");
-    let (code, out, err) = bench(&[
-        "compose",
-        "--ops",
-        ops,
-        "--measurements",
-        whole,
-        "--anchors",
-        "2",
-    ]);
+    let (code, out, err) = bench(&["compose", "--ops", ops, "--measurements", whole, "--anchors", "2"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("unreadable line skipped"), "{err}");
     assert!(out.contains("## flex"), "{out}");
-    for law in ["linear", "lm_head", "attention (causal)", "attention (decode)", "kv_write", "gelu"] {
+    for law in [
+        "linear",
+        "lm_head",
+        "attention (causal)",
+        "attention (decode)",
+        "kv_write",
+        "gelu",
+    ] {
         assert!(out.contains(&format!("| {law} |")), "{law}: {out}");
     }
     assert!(out.contains("| prefill |") && out.contains("| decode |"), "{out}");
@@ -65,7 +70,14 @@ fn ops_measures_every_probe_once_resumes_and_composes() {
 fn ops_rejects_an_unknown_backend_before_measuring() {
     let dir = tempfile::tempdir().unwrap();
     let ops = dir.path().join("ops.jsonl");
-    let (code, _, err) = bench(&["ops", "--quick", "--backend", "tpu", "--out", ops.to_str().unwrap()]);
+    let (code, _, err) = bench(&[
+        "ops",
+        "--quick",
+        "--backend",
+        "tpu",
+        "--out",
+        ops.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown backend `tpu`"), "{err}");
     assert!(!ops.exists());
