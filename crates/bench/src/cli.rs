@@ -157,6 +157,12 @@ struct ProfileArgs {
     /// (shapes measured independently, e.g. by a full sweep).
     #[arg(long)]
     evaluate: Vec<PathBuf>,
+    /// Operator file the onboarding's micro-benchmarks go to (a rerun resumes).
+    #[arg(long, default_value = "data/ops/onboard.jsonl")]
+    ops_out: PathBuf,
+    /// Decode shapes measured as anchors of the decode model.
+    #[arg(long, default_value_t = 10)]
+    decode_anchors: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -546,10 +552,74 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.measurements_out.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    install_interrupt_handler();
     for name in &backends {
+        let started = std::time::Instant::now();
+        // 1. Every operator class over the onboarding grid.
+        let ops = bench::ops::run(&bench::ops::OpsOptions {
+            backend: name,
+            gelu: args.gelu,
+            grid: bench::ops::grid::Grid::Onboarding,
+            schedule: bench::ops::schedule(),
+            out: &args.ops_out,
+            fresh: false,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            stop: &interrupted,
+            max_held_bytes: bench::ops::DEFAULT_MAX_HELD_BYTES,
+        })?;
+        let failed = ops.written.iter().filter(|m| m.status == Status::Failed).count();
         eprintln!(
-            "{name}: measuring for up to {:.0} s into {}",
-            args.budget.as_secs_f64(),
+            "{name}: {} operator probes measured ({} already in {}, {failed} failed) in {:.0} s",
+            ops.written.len() - failed,
+            ops.skipped,
+            args.ops_out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        if ops.interrupted {
+            return Err(Interrupted(format!(
+                "interrupted: every finished probe is in {}; rerun the same command to go on",
+                args.ops_out.display()
+            ))
+            .into());
+        }
+        // 2. Decode anchors.
+        let anchors = bench::onboard::decode_anchors(args.decode_anchors)?;
+        let decode = runner::run(
+            &anchors,
+            &RunOptions {
+                backend: name,
+                gelu: args.gelu,
+                phase: Phase::Decode,
+                schedule: bench::onboard::schedule(args.budget),
+                out: &args.measurements_out,
+                fresh: false,
+                progress: false,
+                stop: &interrupted,
+                on_saved: &runner::ignore_saved,
+            },
+        )?;
+        eprintln!(
+            "{name}: {} decode anchors measured ({} already in {}); {:.0} s so far",
+            decode.written.len(),
+            decode.skipped,
+            args.measurements_out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        if decode.interrupted {
+            return Err(Interrupted(format!(
+                "interrupted: every finished step is saved; rerun the same command to go on ({})",
+                args.measurements_out.display()
+            ))
+            .into());
+        }
+        // 3. Prefill shapes chosen by information per second, in what is left.
+        let left = args
+            .budget
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(20));
+        eprintln!(
+            "{name}: measuring prefill for up to {:.0} s into {}",
+            left.as_secs_f64(),
             args.measurements_out.display()
         );
         let criterion = match args.design {
@@ -559,7 +629,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         let report = bench::onboard::onboard(
             name,
             args.gelu,
-            args.budget,
+            left,
             criterion,
             &args.measurements_out,
             |m, s| {
@@ -587,7 +657,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         evaluate: args.evaluate.clone(),
         memory: PathBuf::from(MEMORY_FILE),
         machine: None,
-        ops: vec![PathBuf::from(OPS_FILE)],
+        ops: vec![args.ops_out.clone()],
     })?;
     Ok(())
 }

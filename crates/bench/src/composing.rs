@@ -161,42 +161,15 @@ pub fn read_anchors(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, Vec<An
 }
 
 /// Picks `n` anchors that cover the shapes: the smallest and largest
-/// operator sums first, then again and again the shape farthest (in ln L,
-/// ln d, ln h, ln n, ln b, ln V) from every anchor so far. Deterministic.
+/// operator sums first, then [`operators::cover`]'s farthest shapes.
 fn spread(rows: &[AdditivityRow], n: usize) -> Vec<usize> {
-    if n >= rows.len() {
-        return (0..rows.len()).collect();
-    }
-    let at = |r: &AdditivityRow| -> [f64; 6] {
-        let s = &r.shape;
-        [s.layers(), s.d_model(), s.heads(), s.seq(), s.batch(), s.vocab()].map(|x| (x as f64).ln())
-    };
-    let dist = |a: &[f64; 6], b: &[f64; 6]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
     let by_sum = |a: &usize, b: &usize| rows[*a].operator_sum_ms.total_cmp(&rows[*b].operator_sum_ms);
-    let mut picked: Vec<usize> = vec![];
-    if let Some(first) = (0..rows.len()).min_by(by_sum) {
-        picked.push(first);
-    }
-    if let Some(last) = (0..rows.len()).max_by(by_sum).filter(|_| n > 1) {
-        picked.push(last);
-    }
-    picked.dedup();
-    while picked.len() < n {
-        let next = (0..rows.len()).filter(|i| !picked.contains(i)).max_by(|&a, &b| {
-            let gap = |i: usize| {
-                picked
-                    .iter()
-                    .map(|&p| dist(&at(&rows[i]), &at(&rows[p])))
-                    .fold(f64::INFINITY, f64::min)
-            };
-            gap(a).total_cmp(&gap(b))
-        });
-        match next {
-            Some(i) => picked.push(i),
-            None => break,
-        }
-    }
-    picked
+    let seeds: Vec<usize> = [(0..rows.len()).min_by(by_sum), (0..rows.len()).max_by(by_sum)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let shapes: Vec<Shape> = rows.iter().map(|r| r.shape).collect();
+    operators::cover(&shapes, &seeds, n)
 }
 
 /// Fits laws and checks composition for every backend with both operator and

@@ -43,6 +43,21 @@ fn raw_cost_s(shape: &Shape, latency_ms: f64, s: &Schedule) -> f64 {
     (build + t + warmup + rounds).min(s.job_time_cap.as_secs_f64() + build + t)
 }
 
+/// `count` decode shapes of the built-in decode sweep that cover it: the
+/// cheapest first, then again and again the one farthest from those chosen
+/// (`fit::operators::cover`). They anchor the operator model's decode
+/// calibration and give the term model its points.
+pub fn decode_anchors(count: usize) -> anyhow::Result<Sweep> {
+    let sweep = Sweep::parse(crate::sweep::DECODE_SWEEP)?;
+    let shapes: Vec<Shape> = sweep.entries.iter().map(|e| e.shape).collect();
+    let cheapest = (0..shapes.len()).min_by_key(|&i| planner::Phase::Decode.flops(&shapes[i]));
+    let picked = fit::operators::cover(&shapes, &cheapest.into_iter().collect::<Vec<_>>(), count);
+    Ok(Sweep {
+        name: "onboard-decode".into(),
+        entries: picked.into_iter().map(|i| sweep.entries[i].clone()).collect(),
+    })
+}
+
 /// What an onboarding run did on one backend.
 pub struct OnboardReport {
     /// Every measurement of this backend and machine in the file (earlier runs included).
@@ -175,6 +190,16 @@ mod tests {
         assert!(small > 0.5 && small < 1.5, "{small}");
         assert!(big > small);
         assert!(big <= sched.job_time_cap.as_secs_f64() + 1.0);
+    }
+
+    #[test]
+    fn decode_anchors_are_distinct_shapes_of_the_decode_sweep() {
+        let anchors = decode_anchors(10).unwrap();
+        assert_eq!(anchors.entries.len(), 10);
+        let keys: HashSet<String> = anchors.entries.iter().map(|e| e.shape.key()).collect();
+        assert_eq!(keys.len(), 10);
+        let batches: HashSet<u64> = anchors.entries.iter().map(|e| e.shape.batch()).collect();
+        assert!(batches.len() > 1, "the anchors span batch sizes: {batches:?}");
     }
 
     #[test]

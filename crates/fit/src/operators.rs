@@ -309,6 +309,46 @@ pub fn evaluate(calibration: &Calibration, rows: &[CalibrationRow], method: &str
     accuracy(method, &predicted, &measured)
 }
 
+/// Indices of `n` shapes that cover `shapes`: the `seeds` first, then again
+/// and again the shape farthest (in ln L, ln d, ln h, ln n, ln b, ln V) from
+/// every one chosen so far. Deterministic (ties: the first).
+pub fn cover(shapes: &[Shape], seeds: &[usize], n: usize) -> Vec<usize> {
+    let at = |s: &Shape| -> [f64; 6] {
+        [s.layers(), s.d_model(), s.heads(), s.seq(), s.batch(), s.vocab()].map(|x| (x as f64).ln())
+    };
+    let points: Vec<[f64; 6]> = shapes.iter().map(at).collect();
+    let dist = |a: &[f64; 6], b: &[f64; 6]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+    let mut picked: Vec<usize> = vec![];
+    for &s in seeds {
+        if s < shapes.len() && !picked.contains(&s) && picked.len() < n {
+            picked.push(s);
+        }
+    }
+    while picked.len() < n.min(shapes.len()) {
+        let gap = |i: usize| {
+            picked
+                .iter()
+                .map(|&p| dist(&points[i], &points[p]))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let next =
+            (0..shapes.len())
+                .filter(|i| !picked.contains(i))
+                .fold(None, |best: Option<(usize, f64)>, i| {
+                    let g = gap(i);
+                    match best {
+                        Some((_, bg)) if bg >= g => best,
+                        _ => Some((i, g)),
+                    }
+                });
+        match next {
+            Some((i, _)) => picked.push(i),
+            None => break,
+        }
+    }
+    picked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,25 +453,30 @@ mod tests {
         }
     }
 
-    fn anchors(truth: impl Fn(f64, u64) -> f64) -> Vec<Anchor> {
+    fn anchors(truth: impl Fn(f64, &Shape) -> f64) -> Vec<Anchor> {
         let laws = laws_for_every_class();
         let mut out = vec![];
-        for (l, d) in [
-            (2, 128),
-            (4, 256),
-            (8, 256),
-            (3, 512),
-            (12, 384),
-            (6, 768),
-            (1, 1024),
+        for (l, d, b) in [
+            (2, 128, 1),
+            (4, 256, 2),
+            (8, 256, 1),
+            (3, 512, 4),
+            (12, 384, 1),
+            (6, 768, 2),
+            (1, 1024, 1),
         ] {
             for phase in Phase::ALL {
-                let shape = ShapeSpec::new(l, d).validate().unwrap();
+                let shape = ShapeSpec {
+                    batch: Some(b),
+                    ..ShapeSpec::new(l, d)
+                }
+                .validate()
+                .unwrap();
                 let sum = operator_sum(&laws, &shape, phase).unwrap().total_ms;
                 out.push(Anchor {
                     shape,
                     phase,
-                    measured_ms: truth(sum, l),
+                    measured_ms: truth(sum, &shape),
                 });
             }
         }
@@ -447,24 +492,38 @@ mod tests {
         let s = summarize_additivity(&rows);
         assert_eq!((s.n, s.within_15pct), (14, 1.0));
         assert!((s.median_ratio - 1.0).abs() < 1e-12);
-        // 1.2× the sum plus 0.3 ms per layer plus 1 ms (b = 1: no per-sequence part).
-        let skewed = anchors(|sum, l| 1.2 * sum + 0.3 * l as f64 + 1.0);
+        // 1.2× the sum, 0.3 ms per layer, 0.1 ms per layer and sequence, 1 ms.
+        let skewed = anchors(|sum, s| {
+            let l = s.layers() as f64;
+            1.2 * sum + 0.3 * l + 0.1 * l * s.batch() as f64 + 1.0
+        });
         let rows = calibration_rows(&laws, &skewed).unwrap();
         let c = calibrate(&rows);
         assert!((c.scale - 1.2).abs() < 1e-6, "{c:?}");
         assert!((c.per_layer_ms - 0.3).abs() < 1e-6, "{c:?}");
         assert!((c.constant_ms - 1.0).abs() < 1e-6, "{c:?}");
-        assert!(c.per_layer_sequence_ms.abs() < 1e-6, "{c:?}");
+        assert!((c.per_layer_sequence_ms - 0.1).abs() < 1e-6, "{c:?}");
         let held_out = cross_validate(&rows);
         assert!(held_out.mape_pct < 1e-6, "{held_out:?}");
         assert_eq!(evaluate(&c, &rows, "same").within_10pct, 1.0);
     }
 
     #[test]
+    fn cover_starts_from_the_seeds_and_takes_the_farthest_next() {
+        let shapes: Vec<Shape> = [(1, 64), (2, 64), (48, 64), (2, 1536), (3, 64)]
+            .into_iter()
+            .map(|(l, d)| ShapeSpec::new(l, d).validate().unwrap())
+            .collect();
+        assert_eq!(cover(&shapes, &[0], 3), vec![0, 3, 2]);
+        assert_eq!(cover(&shapes, &[1, 1], 1), vec![1]);
+        assert_eq!(cover(&shapes, &[], 9).len(), 5);
+    }
+
+    #[test]
     fn a_missing_class_stops_the_check_with_its_name() {
         let mut laws = laws_for_every_class();
         laws.laws.retain(|l| l.class != OpClass::Gelu);
-        let e = additivity(&laws, &anchors(|s, _| s)).unwrap_err();
+        let e = additivity(&laws, &anchors(|sum, _| sum)).unwrap_err();
         assert!(e.to_string().contains("gelu"));
         // The graph has a GELU in every block.
         let s = ShapeSpec::new(1, 64).validate().unwrap();

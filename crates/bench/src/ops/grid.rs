@@ -22,6 +22,8 @@ use super::record::Probe;
 pub enum Grid {
     /// Every class over the sizes the planner searches (a few minutes).
     Full,
+    /// About half the full grid's points over the same ranges (onboarding).
+    Onboarding,
     /// A handful of tiny sizes per class (seconds; for tests).
     Quick,
 }
@@ -94,6 +96,31 @@ const FULL: Axes = Axes {
     max_flops: 1 << 35,
 };
 
+const ONBOARDING: Axes = Axes {
+    widths: &[32, 64, 128, 256, 512, 1024, 1536],
+    token_layouts: &[
+        (1, 1),
+        (2, 1),
+        (4, 1),
+        (8, 1),
+        (1, 32),
+        (1, 128),
+        (1, 512),
+        (4, 128),
+    ],
+    tokens: &[1, 2, 8, 32, 128, 512, 2048],
+    vocabs: &[256, 50_257],
+    batches: &[1, 4],
+    heads: &[1, 4, 16],
+    seqs: &[32, 128, 512],
+    contexts: &[32, 256, 1024],
+    head_sizes: &[32, 64, 128],
+    elements: &[1 << 5, 1 << 9, 1 << 13, 1 << 17, 1 << 21, 1 << 23],
+    stream_bytes: &[1 << 21, 1 << 23, 1 << 25, 1 << 27, 1 << 29],
+    cold_set_bytes: 1 << 28,
+    max_flops: 1 << 34,
+};
+
 const QUICK: Axes = Axes {
     widths: &[32, 64],
     token_layouts: &[(1, 1), (2, 16)],
@@ -114,6 +141,7 @@ const QUICK: Axes = Axes {
 pub fn probes(grid: Grid) -> Vec<Probe> {
     let a = match grid {
         Grid::Full => &FULL,
+        Grid::Onboarding => &ONBOARDING,
         Grid::Quick => &QUICK,
     };
     let mut ops: Vec<OpKind> = vec![];
@@ -209,7 +237,7 @@ mod tests {
 
     #[test]
     fn every_class_and_both_attention_kinds_are_measured() {
-        for grid in [Grid::Full, Grid::Quick] {
+        for grid in [Grid::Full, Grid::Onboarding, Grid::Quick] {
             let probes = probes(grid);
             let classes: HashSet<OpClass> = probes
                 .iter()
@@ -240,8 +268,14 @@ mod tests {
         // within the grid's range for its class (between points the laws
         // interpolate; the FLOP cap leaves the largest compute-bound ones to
         // extrapolation, checked apart).
+        for grid in [Grid::Full, Grid::Onboarding] {
+            spans_the_sweeps(grid);
+        }
+    }
+
+    fn spans_the_sweeps(grid: Grid) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sweeps");
-        let probes = probes(Grid::Full);
+        let probes = probes(grid);
         let ranges = |class: OpClass| -> Vec<(u64, u64)> {
             let sizes: Vec<Vec<u64>> = probes
                 .iter()
@@ -268,7 +302,7 @@ mod tests {
                             // Elementwise sizes and compute-bound products may exceed the top by 4×.
                             assert!(
                                 s >= *lo && s <= 4 * hi,
-                                "{file}: {} size {i} = {s} outside [{lo}, {hi}]",
+                                "{grid:?}, {file}: {} size {i} = {s} outside [{lo}, {hi}]",
                                 o.kind.key()
                             );
                         }
