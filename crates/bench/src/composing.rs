@@ -121,8 +121,9 @@ pub fn read_laws_by_machine(paths: &[PathBuf]) -> anyhow::Result<(DataByMachine,
 }
 
 /// Reads whole-model files into anchors per backend: one per (phase, shape),
-/// the median of the file medians of undisturbed measurements.
-pub fn read_anchors(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, Vec<Anchor>>> {
+/// the median of the file medians of undisturbed measurements; also how
+/// many measurements were left out as disturbed.
+pub fn read_anchors(paths: &[PathBuf]) -> anyhow::Result<(BTreeMap<String, Vec<Anchor>>, usize)> {
     let mut files = vec![];
     for p in paths {
         if p.is_dir() {
@@ -132,6 +133,7 @@ pub fn read_anchors(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, Vec<An
         }
     }
     let mut medians: BTreeMap<(String, Phase, String), (Shape, Vec<f64>)> = BTreeMap::new();
+    let mut disturbed = 0;
     for f in &files {
         let r = record::read(f).with_context(|| format!("reading {}", f.display()))?;
         for m in r.measurements {
@@ -139,6 +141,7 @@ pub fn read_anchors(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, Vec<An
                 continue;
             };
             if t.load.stolen() || t.load.busy() {
+                disturbed += 1;
                 continue;
             }
             let Ok(shape) = m.shape() else { continue };
@@ -157,7 +160,7 @@ pub fn read_anchors(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, Vec<An
             measured_ms: median(&ms),
         });
     }
-    Ok(out)
+    Ok((out, disturbed))
 }
 
 /// Picks `n` anchors that cover the shapes: the smallest and largest
@@ -175,8 +178,13 @@ fn spread(rows: &[AdditivityRow], n: usize) -> Vec<usize> {
 /// Fits laws and checks composition for every backend with both operator and
 /// whole-model data.
 pub fn compose(opts: &ComposeOptions) -> anyhow::Result<(Vec<BackendCheck>, Vec<String>)> {
-    let (laws_by_backend, warnings) = read_laws(&opts.ops)?;
-    let anchors_by_backend = read_anchors(&opts.measurements)?;
+    let (laws_by_backend, mut warnings) = read_laws(&opts.ops)?;
+    let (anchors_by_backend, disturbed) = read_anchors(&opts.measurements)?;
+    if disturbed > 0 {
+        warnings.push(format!(
+            "{disturbed} whole-model measurement(s) left out: taken while other load ran or the hypervisor stole time"
+        ));
+    }
     let mut checks = vec![];
     for (backend, data) in &laws_by_backend {
         let Some(all) = anchors_by_backend.get(backend) else {

@@ -58,7 +58,13 @@ fn ops_measures_every_probe_once_resumes_and_composes() {
     ] {
         assert!(out.contains(&format!("| {law} |")), "{law}: {out}");
     }
-    assert!(out.contains("| prefill |") && out.contains("| decode |"), "{out}");
+    // A phase needs three undisturbed shapes; tests running beside this one
+    // may disturb some, and then compose says so.
+    let both = out.contains("| prefill |") && out.contains("| decode |");
+    assert!(
+        both || err.contains("left out: taken while other load ran"),
+        "{out}\n{err}"
+    );
 
     // Operators of a backend no whole-model file measured: a clear error.
     let (code, _, err) = bench(&["compose", "--ops", ops, "--measurements", "/dev/null"]);
