@@ -78,31 +78,15 @@ impl CpuDetails {
         Self::parse(&cpuinfo, caches)
     }
 
-    /// The details of the first processor of a `/proc/cpuinfo` text.
+    /// The details of the first processor of a `/proc/cpuinfo` text
+    /// (parsed by `planner::machine::cpu_fields`, which the CLI compares).
     pub fn parse(cpuinfo: &str, caches: Vec<String>) -> Option<Self> {
-        let field = |name: &str| {
-            cpuinfo.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                (k.trim() == name).then(|| v.trim().to_string())
-            })
-        };
-        let vendor = field("vendor_id")?;
-        let flags = field("flags").unwrap_or_default();
-        let has = |f: &str| flags.split_whitespace().any(|x| x == f);
-        let simd = ["avx512f", "avx2", "avx", "sse4_2"]
-            .into_iter()
-            .find(|f| has(f))
-            .unwrap_or("none")
-            .to_string();
+        let mut m = planner::machine::cpu_fields(cpuinfo)?;
+        let mut take = |k: &str| m.remove(k).unwrap_or_default();
         Some(CpuDetails {
-            vendor,
-            family_model_stepping: format!(
-                "{}/{}/{}",
-                field("cpu family").unwrap_or_default(),
-                field("model").unwrap_or_default(),
-                field("stepping").unwrap_or_default()
-            ),
-            simd,
+            vendor: take("cpu_vendor"),
+            family_model_stepping: take("cpu_family_model_stepping"),
+            simd: take("cpu_simd"),
             caches,
         })
     }

@@ -1,6 +1,7 @@
 //! `chimera-plan`: predict latency and recommend wide-vs-deep designs.
 //! A thin shell over `planner`: parse, validate, call, render. One place prints errors.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,10 +131,39 @@ fn run(cli: Cli) -> anyhow::Result<String> {
     if cli.json {
         return Ok(serde_json::to_string_pretty(&answer)? + "\n");
     }
-    Ok(render(&answer, cli.top))
+    Ok(render(&answer, cli.top, &machine_lines(&profile)))
 }
 
-fn render(answer: &Plan, top: usize) -> String {
+/// This machine's speed-deciding fingerprint fields (`/proc/cpuinfo` and the core count).
+fn local_machine() -> BTreeMap<String, String> {
+    let mut m = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| planner::machine::cpu_fields(&text))
+        .unwrap_or_default();
+    if let Ok(n) = std::thread::available_parallelism() {
+        m.insert("logical_cores".into(), n.to_string());
+    }
+    m
+}
+
+/// "machine  …" for the profile's CPU, and the one-line note when it is not this machine.
+fn machine_lines(profile: &Profile) -> String {
+    let Some(cpu) = profile
+        .backends
+        .iter()
+        .find(|b| b.device == planner::profile::DeviceClass::Cpu)
+    else {
+        return String::new();
+    };
+    let mut s = format!("machine  {}\n", planner::machine::describe(&cpu.fingerprint));
+    if let Some(note) = planner::machine::mismatch_line(&cpu.fingerprint, &local_machine()) {
+        s.push_str(&note);
+        s.push('\n');
+    }
+    s
+}
+
+fn render(answer: &Plan, top: usize, machine: &str) -> String {
     use std::fmt::Write;
     let predictions = &answer.predictions;
     let mut o = String::new();
@@ -149,7 +179,8 @@ fn render(answer: &Plan, top: usize) -> String {
             a.flops.total as f64 / 1e9
         );
     }
-    let _ = writeln!(o, "profile  {}\n", answer.profile);
+    let _ = writeln!(o, "profile  {}", answer.profile);
+    let _ = writeln!(o, "{machine}");
     if !predictions.is_empty() {
         let _ = writeln!(
             o,

@@ -12,6 +12,7 @@ pub mod crossover;
 pub mod error;
 pub mod features;
 pub mod format;
+pub mod machine;
 pub mod memory;
 pub mod model;
 pub mod objective;
