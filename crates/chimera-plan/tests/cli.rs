@@ -23,6 +23,19 @@ fn the_headline_command_prints_predictions_and_recommendations() {
     assert!(text.contains("L=16 d=512 h=8 n=128 b=1 V=50257"), "{text}");
     assert!(text.contains("flex"));
     assert!(text.contains("same budget"));
+    // The machine the embedded profile describes; where this CPU's model
+    // name differs, one line says the predictions are that machine's.
+    assert!(
+        text.contains("machine  Intel(R) Xeon(R) Processor, 2 cores"),
+        "{text}"
+    );
+    let here = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let same_cpu = here.contains("model name\t: Intel(R) Xeon(R) Processor\n");
+    assert_eq!(
+        text.contains("note: this profile was measured on"),
+        !same_cpu && !here.is_empty(),
+        "{text}"
+    );
 }
 
 #[test]
