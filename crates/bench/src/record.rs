@@ -277,24 +277,44 @@ pub struct ReadResult {
 
 /// Reads a measurement file, skipping (and reporting) unreadable lines.
 pub fn read(path: &Path) -> std::io::Result<ReadResult> {
-    let mut result = ReadResult::default();
+    let (measurements, skipped) = read_lines(
+        path,
+        |m: &Measurement| m.schema_version,
+        MEASUREMENT_SCHEMA_VERSION,
+    )?;
+    Ok(ReadResult {
+        measurements,
+        skipped,
+    })
+}
+
+/// Lines of a file that could not be read: `(line number, reason)`.
+pub type Skipped = Vec<(usize, String)>;
+
+/// Reads a JSON Lines file of `T` (none yet: empty), keeping the lines of
+/// schema version `expected` and reporting every other line as `(line
+/// number, reason)`: a line cut off by a kill, or one of another version.
+pub fn read_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    version: impl Fn(&T) -> u32,
+    expected: u32,
+) -> std::io::Result<(Vec<T>, Skipped)> {
+    let (mut lines, mut skipped) = (vec![], vec![]);
     if !path.exists() {
-        return Ok(result);
+        return Ok((lines, skipped));
     }
     for (i, line) in BufReader::new(File::open(path)?).lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Measurement>(&line) {
-            Ok(m) if m.schema_version == MEASUREMENT_SCHEMA_VERSION => result.measurements.push(m),
-            Ok(m) => result
-                .skipped
-                .push((i + 1, format!("schema version {}", m.schema_version))),
-            Err(e) => result.skipped.push((i + 1, e.to_string())),
+        match serde_json::from_str::<T>(&line) {
+            Ok(m) if version(&m) == expected => lines.push(m),
+            Ok(m) => skipped.push((i + 1, format!("schema version {}", version(&m)))),
+            Err(e) => skipped.push((i + 1, e.to_string())),
         }
     }
-    Ok(result)
+    Ok((lines, skipped))
 }
 
 /// The `*.jsonl` files of a folder, sorted: one measuring session each.

@@ -425,32 +425,12 @@ mod tests {
     }
 
     fn laws_for_every_class() -> OperatorLaws {
-        let base = BaseLaw {
+        OperatorLaws::uniform(BaseLaw {
             overhead_ms: 0.001,
             ms_per_gflop: 10.0,
             ms_per_mb: 0.01,
             ms_per_dispatch: 0.0,
-        };
-        let mut laws: Vec<ClassLaw> = OpClass::ALL
-            .into_iter()
-            .map(|class| ClassLaw {
-                class,
-                causal: (class == OpClass::Attention).then_some(true),
-                cold: false,
-                base,
-                smoothing: None,
-                points: vec![],
-            })
-            .collect();
-        laws.push(ClassLaw {
-            causal: Some(false),
-            ..laws[2].clone()
-        });
-        OperatorLaws {
-            laws,
-            streams: vec![],
-            cold_working_set_bytes: None,
-        }
+        })
     }
 
     fn anchors(truth: impl Fn(f64, &Shape) -> f64) -> Vec<Anchor> {

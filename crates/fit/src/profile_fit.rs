@@ -331,17 +331,18 @@ pub fn fit_backend(
             .collect(),
     };
 
+    let alternative = |name: &str, fitted: Fitted, held_out: Accuracy| AlternativeModel {
+        name: name.to_string(),
+        model: fitted.model,
+        r2: fitted.r2,
+        adj_r2: fitted.adj_r2,
+        held_out,
+    };
     let mut alternatives = vec![];
     if let Some((name, alt, acc)) = runner_up
         && let Ok(fitted) = alt.fit(points)
     {
-        alternatives.push(AlternativeModel {
-            name: name.to_string(),
-            model: fitted.model,
-            r2: fitted.r2,
-            adj_r2: fitted.adj_r2,
-            held_out: acc,
-        });
+        alternatives.push(alternative(name, fitted, acc));
     }
     for (name, alt) in alternative_specs() {
         let Ok(fitted) = alt.fit(points) else { continue };
@@ -351,13 +352,7 @@ pub fn fit_backend(
         if let Some(a) = family_out_accuracy(&alt, points) {
             further_checks.push((name.to_string(), a));
         }
-        alternatives.push(AlternativeModel {
-            name: name.to_string(),
-            model: fitted.model,
-            r2: fitted.r2,
-            adj_r2: fitted.adj_r2,
-            held_out: acc,
-        });
+        alternatives.push(alternative(name, fitted, acc));
     }
 
     let (seq, batch) = base_configuration(points.iter().map(|p| &p.shape));

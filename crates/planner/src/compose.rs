@@ -110,37 +110,17 @@ impl Calibration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::costlaw::{BaseLaw, ClassLaw};
+    use crate::costlaw::BaseLaw;
     use crate::operators::OpClass;
     use crate::shape::ShapeSpec;
 
     /// Every class costs 1 µs plus 1 ms per GFLOP.
     fn flat_laws() -> OperatorLaws {
-        let base = BaseLaw {
+        OperatorLaws::uniform(BaseLaw {
             overhead_ms: 0.001,
             ms_per_gflop: 1.0,
             ..BaseLaw::default()
-        };
-        let mut laws: Vec<ClassLaw> = OpClass::ALL
-            .into_iter()
-            .map(|class| ClassLaw {
-                class,
-                causal: (class == OpClass::Attention).then_some(true),
-                cold: false,
-                base,
-                smoothing: None,
-                points: vec![],
-            })
-            .collect();
-        laws.push(ClassLaw {
-            causal: Some(false),
-            ..laws[2].clone()
-        });
-        OperatorLaws {
-            laws,
-            streams: vec![],
-            cold_working_set_bytes: None,
-        }
+        })
     }
 
     #[test]

@@ -204,6 +204,29 @@ pub fn log_sizes(op: &OpKind) -> Vec<f64> {
 }
 
 impl OperatorLaws {
+    /// One base law, without corrections, for every class and both kinds of
+    /// attention: laws of a synthetic backend (tests, examples).
+    pub fn uniform(base: BaseLaw) -> Self {
+        let law = |class, causal| ClassLaw {
+            class,
+            causal,
+            cold: false,
+            base,
+            smoothing: None,
+            points: vec![],
+        };
+        let mut laws: Vec<ClassLaw> = OpClass::ALL
+            .into_iter()
+            .map(|c| law(c, (c == OpClass::Attention).then_some(true)))
+            .collect();
+        laws.push(law(OpClass::Attention, Some(false)));
+        OperatorLaws {
+            laws,
+            streams: vec![],
+            cold_working_set_bytes: None,
+        }
+    }
+
     /// The hot law that prices `op`.
     pub fn law_for(&self, op: &OpKind) -> Result<&ClassLaw, LawError> {
         self.laws

@@ -425,35 +425,16 @@ mod tests {
     #[test]
     fn operator_models_round_trip_and_need_version_three() {
         use crate::compose::Calibration;
-        use crate::costlaw::{BaseLaw, ClassLaw, OperatorLaws};
+        use crate::costlaw::{BaseLaw, OperatorLaws};
         use crate::operators::OpClass;
-        let mut laws: Vec<ClassLaw> = OpClass::ALL
-            .into_iter()
-            .map(|class| ClassLaw {
-                class,
-                causal: (class == OpClass::Attention).then_some(true),
-                cold: false,
-                base: BaseLaw {
-                    overhead_ms: 0.01,
-                    ..BaseLaw::default()
-                },
-                smoothing: None,
-                points: vec![],
-            })
-            .collect();
-        laws.push(ClassLaw {
-            causal: Some(false),
-            ..laws[2].clone()
-        });
         let mut p = crate::default_profile();
         p.backends[0].model = LatencyModel::Operators {
             phase: crate::Phase::Prefill,
             calibration: Calibration::IDENTITY,
-            laws: Box::new(OperatorLaws {
-                laws,
-                streams: vec![],
-                cold_working_set_bytes: None,
-            }),
+            laws: Box::new(OperatorLaws::uniform(BaseLaw {
+                overhead_ms: 0.01,
+                ..BaseLaw::default()
+            })),
         };
         p.schema_version = 3;
         let back = Profile::from_json(&p.to_json()).unwrap();

@@ -24,8 +24,6 @@
 //! bandwidth at that working set is `working_set_bytes / median`. Readers skip lines that do not
 //! parse and say so, as for whole-model measurements.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use planner::operators::OpKind;
@@ -173,24 +171,15 @@ pub struct ReadResult {
 
 /// Reads an operator measurement file (none yet: empty), skipping unreadable lines.
 pub fn read(path: &Path) -> std::io::Result<ReadResult> {
-    let mut result = ReadResult::default();
-    if !path.exists() {
-        return Ok(result);
-    }
-    for (i, line) in BufReader::new(File::open(path)?).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<OperatorMeasurement>(&line) {
-            Ok(m) if m.schema_version == OPERATOR_SCHEMA_VERSION => result.measurements.push(m),
-            Ok(m) => result
-                .skipped
-                .push((i + 1, format!("schema version {}", m.schema_version))),
-            Err(e) => result.skipped.push((i + 1, e.to_string())),
-        }
-    }
-    Ok(result)
+    let (measurements, skipped) = crate::record::read_lines(
+        path,
+        |m: &OperatorMeasurement| m.schema_version,
+        OPERATOR_SCHEMA_VERSION,
+    )?;
+    Ok(ReadResult {
+        measurements,
+        skipped,
+    })
 }
 
 #[cfg(test)]
