@@ -47,7 +47,13 @@ pub fn run_ok(name: &str, args: &[&str]) -> Output {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo sets the variable when it runs a test; the compile-time value is
+    // the fallback. (A binary reused from a build in another checkout keeps
+    // that checkout's compile-time path.)
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
         .parent()
         .expect("tests/ sits in the repository root")
         .to_path_buf()
