@@ -67,6 +67,30 @@ fn split(qkv: &Tensor<3>, i: usize, heads: usize) -> Tensor<4> {
         .swap_dims(1, 2)
 }
 
+/// The tied LM head as the decoder computes it: `(W · xᵀ)ᵀ` as `[1, tokens, vocab]`.
+fn lm_head(weight: &Tensor<2>, x: &Tensor<2>) -> Tensor<3> {
+    let ([vocab, _], [tokens, _]) = (weight.dims(), x.dims());
+    weight
+        .clone()
+        .matmul(x.clone().transpose())
+        .transpose()
+        .reshape([1, tokens, vocab])
+}
+
+/// Attention of the fused activation's queries over `keys` and `values`,
+/// heads merged back: `[b, q, d]`.
+fn attend(qkv: &Tensor<3>, keys: Tensor<4>, values: Tensor<4>, heads: usize, causal: bool) -> Tensor<3> {
+    let [b, q, three_d] = qkv.dims();
+    let options = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal: causal,
+    };
+    attention(split(qkv, 0, heads), keys, values, None, None, options)
+        .swap_dims(1, 2)
+        .reshape([b, q, three_d / 3])
+}
+
 /// Builds the probe's tensors on `device` (a panic is returned as an error).
 pub fn build(probe: &Probe, gelu_kind: Gelu, device: &Device) -> Result<OpWorkload, String> {
     let probe = *probe;
@@ -138,17 +162,10 @@ fn cold(op: OpKind, set: u64, gelu_kind: Gelu, device: &Device) -> Run {
                 .map(|_| Tensor::ones([usize_of(vocab), usize_of(d)], device))
                 .collect();
             let x = random([tokens, d], device);
-            let (t, v) = (usize_of(tokens), usize_of(vocab));
             let mut i = 0;
             Box::new(move || {
                 i = (i + 1) % weights.len();
-                Box::new(
-                    weights[i]
-                        .clone()
-                        .matmul(x.clone().transpose())
-                        .transpose()
-                        .reshape([1, t, v]),
-                )
+                Box::new(lm_head(&weights[i], &x))
             })
         }
         OpKind::Attention {
@@ -165,21 +182,11 @@ fn cold(op: OpKind, set: u64, gelu_kind: Gelu, device: &Device) -> Run {
                 .map(|_| (Tensor::ones(dims, device), Tensor::ones(dims, device)))
                 .collect();
             let qkv = random([batch, q, 3 * heads * d_head], device);
-            let options = AttentionModuleOptions {
-                scale: None,
-                softcap: None,
-                is_causal: false,
-            };
-            let (b, q, d) = (usize_of(batch), usize_of(q), usize_of(heads * d_head));
             let mut i = 0;
             Box::new(move || {
                 i = (i + 1) % caches.len();
                 let (keys, values) = caches[i].clone();
-                Box::new(
-                    attention(split(&qkv, 0, h), keys, values, None, None, options)
-                        .swap_dims(1, 2)
-                        .reshape([b, q, d]),
-                )
+                Box::new(attend(&qkv, keys, values, h, false))
             })
         }
         // Operators without weights of their own stream only activations: as hot.
@@ -197,16 +204,7 @@ fn hot(op: OpKind, gelu_kind: Gelu, device: &Device) -> Run {
         OpKind::LmHead { tokens, d, vocab } => {
             let weight = random([vocab, d], device);
             let x = random([tokens, d], device);
-            let (t, v) = (usize_of(tokens), usize_of(vocab));
-            Box::new(move || {
-                Box::new(
-                    weight
-                        .clone()
-                        .matmul(x.clone().transpose())
-                        .transpose()
-                        .reshape([1, t, v]),
-                )
-            })
+            Box::new(move || Box::new(lm_head(&weight, &x)))
         }
         OpKind::Attention {
             batch,
@@ -216,30 +214,20 @@ fn hot(op: OpKind, gelu_kind: Gelu, device: &Device) -> Run {
             d_head,
             causal,
         } => {
-            let d = heads * d_head;
             let h = usize_of(heads);
-            let qkv = random([batch, q, 3 * d], device);
-            let options = AttentionModuleOptions {
-                scale: None,
-                softcap: None,
-                is_causal: causal,
-            };
+            let qkv = random([batch, q, 3 * heads * d_head], device);
             let cache = (!causal).then(|| {
                 (
                     random([batch, heads, kv, d_head], device),
                     random([batch, heads, kv, d_head], device),
                 )
             });
-            let (b, q, d) = (usize_of(batch), usize_of(q), usize_of(d));
             Box::new(move || {
                 let (keys, values) = match &cache {
                     Some((k, v)) => (k.clone(), v.clone()),
                     None => (split(&qkv, 1, h), split(&qkv, 2, h)),
                 };
-                let out = attention(split(&qkv, 0, h), keys, values, None, None, options)
-                    .swap_dims(1, 2)
-                    .reshape([b, q, d]);
-                Box::new(out)
+                Box::new(attend(&qkv, keys, values, h, causal))
             })
         }
         OpKind::KvWrite {
