@@ -3,8 +3,6 @@
 //!
 //! `cargo run -p bench --release --example breakdown -- flex 12 768 12 128 1`
 
-use std::time::Instant;
-
 use bench::model::{Decoder, Gelu};
 use burn::tensor::activation::gelu;
 use burn::tensor::module::attention;
@@ -12,19 +10,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Distribution, Tensor};
 use planner::ShapeSpec;
 
-fn median_ms(mut f: impl FnMut(), device: &burn::tensor::Device, runs: usize) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
-            device.sync().unwrap();
-            let s = Instant::now();
-            f();
-            device.sync().unwrap();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[runs / 2]
+fn median_ms(f: impl FnMut(), device: &burn::tensor::Device, runs: usize) -> f64 {
+    bench::harness::timing::bare_median_ms(f, || device.sync().unwrap(), runs)
 }
 
 fn main() {

@@ -4,26 +4,13 @@
 //!
 //! `cargo run -p bench --release --example lm_head -- flex 64 128`
 
-use std::time::Instant;
-
 use bench::model::{Decoder, Gelu};
 use burn::nn::{EmbeddingConfig, LayerNormConfig};
 use burn::tensor::{Distribution, Tensor};
 use planner::ShapeSpec;
 
-fn median_ms(mut f: impl FnMut(), device: &burn::tensor::Device, runs: usize) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
-            device.sync().unwrap();
-            let s = Instant::now();
-            f();
-            device.sync().unwrap();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[runs / 2]
+fn median_ms(f: impl FnMut(), device: &burn::tensor::Device, runs: usize) -> f64 {
+    bench::harness::timing::bare_median_ms(f, || device.sync().unwrap(), runs)
 }
 
 fn main() {

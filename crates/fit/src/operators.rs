@@ -14,8 +14,7 @@
 //!    on anchors left out.
 
 use planner::compose::{Calibration, operator_sum};
-use planner::costlaw::{BaseLaw, ClassLaw, LawError, LawPoint, OperatorLaws, StreamPoint};
-use planner::operators::OpKind;
+use planner::costlaw::{BaseLaw, ClassLaw, LawError, LawPoint, OperatorLaws, StreamPoint, causal_of};
 use planner::profile::Accuracy;
 use planner::{Phase, Shape};
 use serde::Serialize;
@@ -37,13 +36,6 @@ pub struct LawFit {
     pub loo_mape_pct: f64,
     /// The same for the base law alone.
     pub base_mape_pct: f64,
-}
-
-fn causal_of(op: &OpKind) -> Option<bool> {
-    match op {
-        OpKind::Attention { causal, .. } => Some(*causal),
-        _ => None,
-    }
 }
 
 /// Fits the base law of one class on relative error.
@@ -353,7 +345,7 @@ pub fn cover(shapes: &[Shape], seeds: &[usize], n: usize) -> Vec<usize> {
 mod tests {
     use super::*;
     use planner::ShapeSpec;
-    use planner::operators::{OpClass, graph};
+    use planner::operators::{OpClass, OpKind, graph};
 
     /// Points of a synthetic backend with known parameters: overhead 2 µs,
     /// 50 GFLOP/s, 20 GB/s, 1 µs per dispatch.

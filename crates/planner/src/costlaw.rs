@@ -191,7 +191,9 @@ pub enum LawError {
     NoPoints(&'static str),
 }
 
-fn causal_of(op: &OpKind) -> Option<bool> {
+/// The causal flag of an attention operator (`None` for every other kind):
+/// what, besides the class, tells laws apart.
+pub fn causal_of(op: &OpKind) -> Option<bool> {
     match op {
         OpKind::Attention { causal, .. } => Some(*causal),
         _ => None,

@@ -44,6 +44,24 @@ pub fn time_once(workload: &mut dyn Workload, clock: &dyn Clock) -> Result<f64, 
     Ok(elapsed.as_secs_f64() * 1e3)
 }
 
+/// The bare loop of the examples, without the harness: one untimed call, then
+/// the median of `runs` calls each timed between two `sync`s, ms (the upper
+/// middle one for an even count).
+pub fn bare_median_ms(mut run: impl FnMut(), sync: impl Fn(), runs: usize) -> f64 {
+    run();
+    let mut t: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            sync();
+            let s = Instant::now();
+            run();
+            sync();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
 #[cfg(test)]
 pub mod fake {
     //! A fake workload on a fake clock: each run takes the next scripted duration.
