@@ -93,18 +93,22 @@ struct BurnWorkload {
     output: Option<Tensor<3>>,
 }
 
-fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
+/// What a backend's panic said, as a measurement's error.
+pub(crate) fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
     e.downcast_ref::<String>()
         .cloned()
         .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "backend panicked".into())
 }
 
+/// Waits for `device`, a failure as a measurement's error.
+pub(crate) fn sync_device(device: &Device) -> Result<(), String> {
+    device.sync().map_err(|e| format!("device sync failed: {e:?}"))
+}
+
 impl Workload for BurnWorkload {
     fn sync(&mut self) -> Result<(), String> {
-        self.device
-            .sync()
-            .map_err(|e| format!("device sync failed: {e:?}"))
+        sync_device(&self.device)
     }
     fn execute(&mut self) -> Result<(), String> {
         let (model, input) = (&self.model, self.input.clone());

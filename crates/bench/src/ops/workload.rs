@@ -14,6 +14,7 @@ use planner::operators::OpKind;
 use super::record::Probe;
 use crate::harness::timing::Workload;
 use crate::model::Gelu;
+use crate::runner::{panic_message, sync_device};
 
 type Run = Box<dyn FnMut() -> Box<dyn Any>>;
 
@@ -24,18 +25,9 @@ pub struct OpWorkload {
     output: Option<Box<dyn Any>>,
 }
 
-fn panic_message(e: Box<dyn Any + Send>) -> String {
-    e.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "backend panicked".into())
-}
-
 impl Workload for OpWorkload {
     fn sync(&mut self) -> Result<(), String> {
-        self.device
-            .sync()
-            .map_err(|e| format!("device sync failed: {e:?}"))
+        sync_device(&self.device)
     }
     fn execute(&mut self) -> Result<(), String> {
         let run = &mut self.run;
@@ -98,7 +90,7 @@ pub fn build(probe: &Probe, gelu_kind: Gelu, device: &Device) -> Result<OpWorklo
     let run =
         catch_unwind(AssertUnwindSafe(move || build_run(probe, gelu_kind, &dev))).map_err(panic_message)?;
     // Touch everything once so lazy initialisation is not in the cold time.
-    device.sync().map_err(|e| format!("device sync failed: {e:?}"))?;
+    sync_device(device)?;
     Ok(OpWorkload {
         run,
         device: device.clone(),
