@@ -148,6 +148,11 @@ function render(plan, charts) {
       `${(plan.flops / 1e9).toFixed(1)} GFLOP per forward pass · profile: ${plan.profile}`;
     summary.appendChild(p);
   }
+  // Which machine the numbers describe: a profile of another machine predicts that machine.
+  const machine = document.createElement("p");
+  machine.id = "machine";
+  machine.textContent = `Measured on: ${plan.machines.join("; ")}. Predictions describe that machine; run \`bench profile\` to onboard yours.`;
+  summary.appendChild(machine);
 
   const tbody = $("predictions").querySelector("tbody");
   tbody.replaceChildren();
@@ -183,12 +188,15 @@ function render(plan, charts) {
       cell(tr, count(c.params_non_embedding), { class: "num" });
       cell(tr, c.backend);
       cell(tr, duration(c.latency_ms), { class: "num" });
-      cell(tr, `${c.speedup.toFixed(2)}×${c.extrapolated ? " (extrapolated)" : ""}`, { class: "num" });
+      const speedup = c.within_noise ? "within noise" : `${c.speedup.toFixed(2)}×`;
+      cell(tr, `${speedup}${c.extrapolated ? " (extrapolated)" : ""}`, { class: "num" });
+      cell(tr, `±${Math.round(c.expected_error_pct)}%`, { class: "num" });
       alt.appendChild(tr);
     }
     const parts = [];
     for (const [label, c] of [["Best shallow-wide", rec.best_shallow_wide], ["best deep-narrow", rec.best_deep_narrow]]) {
-      if (c) parts.push(`${label}: L=${c.layers} d=${c.d_model}, ${duration(c.latency_ms)} on ${c.backend} (${c.speedup.toFixed(2)}× vs proposed)`);
+      const versus = c && c.within_noise ? "within noise of the proposal" : c && `${c.speedup.toFixed(2)}× vs proposed`;
+      if (c) parts.push(`${label}: L=${c.layers} d=${c.d_model}, ${duration(c.latency_ms)} on ${c.backend} (${versus})`);
     }
     $("verdict").textContent = parts.join("; ");
   } else {
@@ -207,6 +215,7 @@ function predictionRow(pr) {
   cell(tr, pr.backend);
   cell(tr, duration(pr.latency_ms), { "data-latency-ms": String(pr.latency_ms), class: "num" });
   cell(tr, `${duration(pr.interval_ms[0])} – ${duration(pr.interval_ms[1])}`, { class: "num" });
+  cell(tr, `${pr.confidence} ±${pr.expected_error_pct.toFixed(1)}%`, { "data-confidence": pr.confidence });
   return tr;
 }
 
@@ -243,14 +252,18 @@ function renderDecode(plan) {
     });
   }
   $("decode").hidden = !d;
-  $("end-to-end").textContent = plan.end_to_end
+  const noDecode = plan.without_decode.length
+    ? `No decode model for ${plan.without_decode.join(", ")} (measure decode with bench profile). `
+    : "";
+  $("end-to-end").textContent = noDecode + plan.end_to_end
     .map((e) => `End to end on ${e.backend}: prefill ${duration(e.prefill_ms)} + ${e.output} tokens × ${duration(e.decode_ms_per_token)} = ${duration(e.total_ms)} (90%: ${duration(e.interval_ms[0])} – ${duration(e.interval_ms[1])}).`)
     .join(" ");
   const m = plan.memory;
   const onBackends = m ? m.backends.map((b) => `on ${b.backend} with its measured overheads: prefill ${bytes(b.prefill.total_bytes)}, decode ${bytes(b.decode.total_bytes)}`) : [];
   $("memory").textContent = m
     ? `Memory, tensors (f32): prefill ${bytes(m.prefill.total_bytes)} (weights ${bytes(m.prefill.weights_bytes)} + activations ${bytes(m.prefill.activations_bytes)}); decode at context ${m.context} ${bytes(m.decode.total_bytes)} (KV cache ${bytes(m.decode.kv_cache_bytes)}).` +
-      (onBackends.length ? ` ${onBackends.join("; ")}.` : "")
+      (onBackends.length ? ` ${onBackends.join("; ")}.` : "") +
+      (plan.without_memory.length ? ` No measured overheads for ${plan.without_memory.join(", ")}: tensors only.` : "")
     : "";
 }
 

@@ -108,6 +108,11 @@ test("the page predicts exactly what chimera-plan --json predicts", async () => 
   const fromCli = Object.fromEntries(expected.predictions.map((p) => [p.backend, p.latency_ms]));
   assert.deepEqual(onPage, fromCli);
   assert.ok(Object.keys(onPage).length >= 1);
+  // The page says which machine the profile describes, and how far to trust each number.
+  const machine = await page.textContent("#machine");
+  for (const m of expected.machines) assert.ok(machine.includes(m), `${machine} lacks ${m}`);
+  const labels = await page.$$eval("#predictions tbody [data-confidence]", (cells) => cells.map((c) => c.dataset.confidence));
+  assert.deepEqual(labels, expected.predictions.map((p) => p.confidence));
   // The same for the committed profile file, selected from the shipped list.
   await page.selectOption("#profile", "shipped:default.json");
   await settle(page);

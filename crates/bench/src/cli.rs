@@ -163,6 +163,13 @@ struct ProfileArgs {
     /// Decode shapes measured as anchors of the decode model.
     #[arg(long, default_value_t = 10)]
     decode_anchors: usize,
+    /// Shapes per phase measured at the start and again at the end, for the
+    /// machine's run-to-run variability (0: none).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Memory file the onboarding's peak-memory probes go to (a rerun resumes).
+    #[arg(long, default_value = "data/memory/onboard.jsonl")]
+    memory_out: PathBuf,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -553,8 +560,39 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     install_interrupt_handler();
+    let interrupted_at = |what: &str| -> anyhow::Error {
+        Interrupted(format!(
+            "interrupted: every finished {what} is saved; rerun the same command to go on"
+        ))
+        .into()
+    };
+    let program = std::env::current_exe().context("finding this program to run the memory probe")?;
+    let repeats = bench::onboard::repeat_shapes(args.repeats);
     for name in &backends {
         let started = std::time::Instant::now();
+        let measure = |sweep: &bench::sweep::Sweep, phase: Phase, fresh: bool| {
+            runner::run(
+                sweep,
+                &RunOptions {
+                    backend: name,
+                    gelu: args.gelu,
+                    phase,
+                    schedule: bench::onboard::schedule(args.budget),
+                    out: &args.measurements_out,
+                    fresh,
+                    progress: false,
+                    stop: &interrupted,
+                    on_saved: &runner::ignore_saved,
+                },
+            )
+        };
+        // 0. The run-to-run repeats, first pass (kept on a rerun).
+        let first_started = std::time::Instant::now();
+        let first = measure(&repeats, Phase::Prefill, false)?;
+        let first_s = first_started.elapsed().as_secs_f64();
+        if first.interrupted {
+            return Err(interrupted_at("step"));
+        }
         // 1. Every operator class over the onboarding grid.
         let ops = bench::ops::run(&bench::ops::OpsOptions {
             backend: name,
@@ -584,20 +622,9 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         }
         // 2. Decode anchors.
         let anchors = bench::onboard::decode_anchors(args.decode_anchors)?;
-        let decode = runner::run(
-            &anchors,
-            &RunOptions {
-                backend: name,
-                gelu: args.gelu,
-                phase: Phase::Decode,
-                schedule: bench::onboard::schedule(args.budget),
-                out: &args.measurements_out,
-                fresh: false,
-                progress: false,
-                stop: &interrupted,
-                on_saved: &runner::ignore_saved,
-            },
-        )?;
+        let decode_started = std::time::Instant::now();
+        let decode = measure(&anchors, Phase::Decode, false)?;
+        let decode_s = decode_started.elapsed().as_secs_f64();
         eprintln!(
             "{name}: {} decode anchors measured ({} already in {}); {:.0} s so far",
             decode.written.len(),
@@ -606,16 +633,25 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         if decode.interrupted {
-            return Err(Interrupted(format!(
-                "interrupted: every finished step is saved; rerun the same command to go on ({})",
-                args.measurements_out.display()
-            ))
-            .into());
+            return Err(interrupted_at("step"));
         }
-        // 3. Prefill shapes chosen by information per second, in what is left.
+        // 3. Prefill shapes chosen by information per second, in what is left
+        // after the repeats' second pass and the memory probes (priced by what
+        // their first pass and the decode anchors took).
+        let decode_repeats = bench::onboard::first_entries(&anchors, args.repeats, "onboard-repeat-decode");
+        let memory_sweeps = [
+            (Phase::Prefill, repeats.clone()),
+            (Phase::Decode, decode_repeats.clone()),
+        ];
+        let probes = repeats.entries.len() + decode_repeats.entries.len();
+        let reserve = Duration::from_secs_f64(
+            first_s
+                + decode_s * decode_repeats.entries.len() as f64 / anchors.entries.len().max(1) as f64
+                + MEMORY_PROBE_ESTIMATE_S * probes as f64,
+        );
         let left = args
             .budget
-            .saturating_sub(started.elapsed())
+            .saturating_sub(started.elapsed() + reserve)
             .max(Duration::from_secs(20));
         eprintln!(
             "{name}: measuring prefill for up to {:.0} s into {}",
@@ -649,18 +685,48 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
             report.spent_s,
             report.measurements.len()
         );
+        // 4. The repeats' second pass: prefill and the first decode anchors again.
+        for (sweep, phase) in [(&repeats, Phase::Prefill), (&decode_repeats, Phase::Decode)] {
+            if measure(sweep, phase, true)?.interrupted {
+                return Err(interrupted_at("step"));
+            }
+        }
+        // 5. Peak memory of the repeat shapes, each in a fresh child process.
+        let failed = bench::memory::run(
+            &bench::memory::RunOptions {
+                backends: std::slice::from_ref(name),
+                sweeps: &memory_sweeps,
+                out: &args.memory_out,
+                probe_program: &program,
+            },
+            |progress| {
+                if let bench::memory::Progress::Failed(name, phase, s, e) = progress {
+                    eprintln!("{name} {phase} {s}: memory probe failed: {e:#}");
+                }
+            },
+        )?;
+        eprintln!(
+            "{name}: repeats and {} memory probes done ({} failed); {:.0} s in all",
+            probes - failed.len(),
+            failed.len(),
+            started.elapsed().as_secs_f64()
+        );
     }
     fit(&FitArgs {
         measurements: vec![args.measurements_out.clone()],
         out: args.out.clone(),
         name: args.name.clone(),
         evaluate: args.evaluate.clone(),
-        memory: PathBuf::from(MEMORY_FILE),
+        memory: args.memory_out.clone(),
         machine: None,
         ops: vec![args.ops_out.clone()],
     })?;
     Ok(())
 }
+
+/// Seconds one peak-memory probe is expected to take (a child process that
+/// builds a small model and runs two steps), to reserve its time in the budget.
+const MEMORY_PROBE_ESTIMATE_S: f64 = 1.5;
 
 /// "MAPE 6.2%, 85.5% within ±10%": every accuracy line prints these two alike
 /// (to one decimal, so 84.9% never reads as 85%).

@@ -58,6 +58,37 @@ pub fn decode_anchors(count: usize) -> anyhow::Result<Sweep> {
     })
 }
 
+/// `count` prefill shapes of the onboarding pool, measured at the start of
+/// onboarding and again at its end: how much the two runs differ is the
+/// machine's run-to-run variability (the fit's noise floor, which widens
+/// prediction intervals). Taken from the cheaper half of the pool by FLOPs,
+/// spread by `fit::operators::cover`, so the repeats cost seconds.
+pub fn repeat_shapes(count: usize) -> Sweep {
+    let mut pool = candidate_pool();
+    pool.sort_by_key(|c| c.shape.accounting().flops.total);
+    pool.truncate(pool.len().div_ceil(2));
+    let shapes: Vec<Shape> = pool.iter().map(|c| c.shape).collect();
+    let picked = fit::operators::cover(&shapes, &[0], count.min(shapes.len()));
+    Sweep {
+        name: "onboard-repeat".into(),
+        entries: picked
+            .into_iter()
+            .map(|i| SweepEntry {
+                family: pool[i].family.tag().to_string(),
+                shape: pool[i].shape,
+            })
+            .collect(),
+    }
+}
+
+/// The first `count` entries of a sweep, under another name.
+pub fn first_entries(sweep: &Sweep, count: usize, name: &str) -> Sweep {
+    Sweep {
+        name: name.into(),
+        entries: sweep.entries.iter().take(count).cloned().collect(),
+    }
+}
+
 /// What an onboarding run did on one backend.
 pub struct OnboardReport {
     /// Every measurement of this backend and machine in the file (earlier runs included).
@@ -200,6 +231,26 @@ mod tests {
         assert_eq!(keys.len(), 10);
         let batches: HashSet<u64> = anchors.entries.iter().map(|e| e.shape.batch()).collect();
         assert!(batches.len() > 1, "the anchors span batch sizes: {batches:?}");
+    }
+
+    #[test]
+    fn repeat_shapes_are_distinct_and_cheap() {
+        let repeats = repeat_shapes(3);
+        assert_eq!(repeats.entries.len(), 3);
+        let keys: HashSet<String> = repeats.entries.iter().map(|e| e.shape.key()).collect();
+        assert_eq!(keys.len(), 3);
+        let mut flops: Vec<u64> = candidate_pool()
+            .iter()
+            .map(|c| c.shape.accounting().flops.total)
+            .collect();
+        flops.sort_unstable();
+        let median = flops[flops.len() / 2];
+        assert!(
+            repeats
+                .entries
+                .iter()
+                .all(|e| e.shape.accounting().flops.total <= median)
+        );
     }
 
     #[test]

@@ -184,16 +184,17 @@ fn render(answer: &Plan, top: usize, machine: &str) -> String {
     if !predictions.is_empty() {
         let _ = writeln!(
             o,
-            "{:<9} {:>10}  {:<22} {:>11}  regime",
-            "backend", "latency", "90% interval", "depth tax"
+            "{:<9} {:>10}  {:<22} {:<16} {:>11}  regime",
+            "backend", "latency", "90% interval", "confidence", "depth tax"
         );
         for p in predictions {
             let _ = writeln!(
                 o,
-                "{:<9} {:>10}  {:<22} {:>11}  {}{}",
+                "{:<9} {:>10}  {:<22} {:<16} {:>11}  {}{}",
                 p.backend,
                 duration_ms(p.latency_ms),
                 interval(p),
+                confidence(p),
                 format!("+{}/layer", duration_ms(p.depth_tax_ms)),
                 p.regime,
                 extrapolation(p)
@@ -239,21 +240,28 @@ fn render(answer: &Plan, top: usize, machine: &str) -> String {
         );
         let _ = writeln!(
             o,
-            "{:>4} {:>6} {:>4} {:>8} {:<9} {:>10} {:>9}",
+            "{:>4} {:>6} {:>4} {:>8} {:<9} {:>10} {:>9}  error",
             "L", "d", "h", "params", "backend", "latency", "speedup"
         );
         for cand in r.candidates.iter().take(top) {
             let _ = writeln!(
                 o,
-                "{:>4} {:>6} {:>4} {:>8} {:<9} {:>10} {:>8.2}×{}",
+                "{:>4} {:>6} {:>4} {:>8} {:<9} {:>10} {:>9}  ±{:.0}%{}",
                 cand.layers,
                 cand.d_model,
                 cand.heads,
                 count(cand.params_non_embedding),
                 cand.backend,
                 duration_ms(cand.latency_ms),
-                cand.speedup,
+                speedup(cand),
+                cand.expected_error_pct,
                 if cand.extrapolated { " (extrapolated)" } else { "" }
+            );
+        }
+        if r.candidates.iter().take(top).any(|c| c.within_noise) {
+            let _ = writeln!(
+                o,
+                "≈ within noise: the difference from the proposal lies inside the two predictions' combined uncertainty (±: expected error)"
             );
         }
         for (label, c) in [
@@ -261,14 +269,18 @@ fn render(answer: &Plan, top: usize, machine: &str) -> String {
             ("best deep-narrow", &r.best_deep_narrow),
         ] {
             if let Some(c) = c {
+                let versus = if c.within_noise {
+                    "within noise of the proposal".to_string()
+                } else {
+                    format!("{:.2}× vs proposed", c.speedup)
+                };
                 let _ = writeln!(
                     o,
-                    "{label}: L={} d={} → {} on {} ({:.2}× vs proposed)",
+                    "{label}: L={} d={} → {} on {} ({versus})",
                     c.layers,
                     c.d_model,
                     duration_ms(c.latency_ms),
                     c.backend,
-                    c.speedup
                 );
             }
         }
@@ -282,6 +294,20 @@ fn interval(p: &Prediction) -> String {
         duration_ms(p.interval_ms[0]),
         duration_ms(p.interval_ms[1])
     )
+}
+
+/// "good ±4.2%": the confidence label and the expected error.
+fn confidence(p: &Prediction) -> String {
+    format!("{} ±{:.1}%", p.confidence.label(), p.expected_error_pct)
+}
+
+/// "1.06×", or "≈ noise" when the speedup lies inside the combined uncertainty.
+fn speedup(c: &planner::recommend::Candidate) -> String {
+    if c.within_noise {
+        "≈ noise".to_string()
+    } else {
+        format!("{:.2}×", c.speedup)
+    }
 }
 
 fn extrapolation(p: &Prediction) -> String {
@@ -315,16 +341,17 @@ fn render_decode(o: &mut String, answer: &Plan) {
         );
         let _ = writeln!(
             o,
-            "{:<9} {:>10}  {:<22} {:>10}  where the time goes",
-            "backend", "per token", "90% interval", "tokens/s"
+            "{:<9} {:>10}  {:<22} {:<16} {:>10}  where the time goes",
+            "backend", "per token", "90% interval", "confidence", "tokens/s"
         );
         for (p, tps) in d.predictions.iter().zip(&d.tokens_per_s) {
             let _ = writeln!(
                 o,
-                "{:<9} {:>10}  {:<22} {:>10.1}  {}{}",
+                "{:<9} {:>10}  {:<22} {:<16} {:>10.1}  {}{}",
                 p.backend,
                 duration_ms(p.latency_ms),
                 interval(p),
+                confidence(p),
                 tps,
                 where_time_goes(p, 3),
                 extrapolation(p)
@@ -332,6 +359,13 @@ fn render_decode(o: &mut String, answer: &Plan) {
         }
     } else if answer.shape.is_some() {
         let _ = writeln!(o, "\ndecode: this profile has no decode model");
+    }
+    if answer.decode.is_some() && !answer.without_decode.is_empty() {
+        let _ = writeln!(
+            o,
+            "decode: no decode model for {} (measure decode with `bench profile` or `bench --mode decode`)",
+            answer.without_decode.join(", ")
+        );
     }
     for e in &answer.end_to_end {
         let _ = writeln!(
@@ -364,6 +398,13 @@ fn render_decode(o: &mut String, answer: &Plan) {
                 b.backend,
                 bytes(b.prefill.total_bytes),
                 bytes(b.decode.total_bytes)
+            );
+        }
+        if !answer.without_memory.is_empty() {
+            let _ = writeln!(
+                o,
+                "         no measured overheads for {}: tensors only (`bench memory` or `bench profile` measures them)",
+                answer.without_memory.join(", ")
             );
         }
     }

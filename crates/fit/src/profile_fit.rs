@@ -375,6 +375,14 @@ pub fn fit_backend(
             held_out,
             regimes: segmented(&base),
             noise_floor_pct,
+            held_out_points: points
+                .iter()
+                .zip(&held_out_ms)
+                .filter(|(_, pred)| pred.is_finite() && **pred > 0.0)
+                .map(|(p, pred)| {
+                    planner::confidence::HeldOutPoint::of(&p.shape, 100.0 * (p.median_ms / pred - 1.0).abs())
+                })
+                .collect(),
             decode: None,
             memory: None,
         },

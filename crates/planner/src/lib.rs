@@ -7,6 +7,7 @@
 pub mod accounting;
 pub mod chart;
 pub mod compose;
+pub mod confidence;
 pub mod costlaw;
 pub mod crossover;
 pub mod error;

@@ -61,6 +61,37 @@ impl Objective {
     }
 }
 
+impl Objective {
+    /// Expected error (%) of [`Objective::latency_ms`] on `backend`
+    /// ([`crate::confidence`]); end to end, the two phases' errors weighted
+    /// by their shares of the time (decode's taken at the middle context).
+    pub fn expected_error_pct(self, backend: &BackendProfile, shape: &Shape) -> Option<f64> {
+        use crate::confidence::expected_error_pct;
+        match self {
+            Objective::Prefill => Some(expected_error_pct(backend, shape)),
+            Objective::Decode { context } => Some(expected_error_pct(
+                backend.decode.as_ref()?,
+                &shape.with_seq(context).ok()?,
+            )),
+            Objective::EndToEnd { output } => {
+                let decode = backend.decode.as_ref()?;
+                let prefill_ms = backend.model.predict_ms(shape).max(0.0);
+                let decode_ms = output as f64 * mean_decode_ms(backend, shape, output)?.max(0.0);
+                let middle = shape.with_seq(shape.seq() + output.max(1).div_ceil(2)).ok()?;
+                let (e_prefill, e_decode) = (
+                    expected_error_pct(backend, shape),
+                    expected_error_pct(decode, &middle),
+                );
+                let total = prefill_ms + decode_ms;
+                if total <= 0.0 {
+                    return Some(e_prefill.max(e_decode));
+                }
+                Some((prefill_ms * e_prefill + decode_ms * e_decode) / total)
+            }
+        }
+    }
+}
+
 /// Mean decode ms per token over contexts prompt+1 ..= prompt+output.
 pub fn mean_decode_ms(backend: &BackendProfile, shape: &Shape, output: u64) -> Option<f64> {
     let decode = backend.decode.as_ref()?;

@@ -174,6 +174,12 @@ pub struct Plan {
     pub crossovers: Vec<Crossover>,
     /// Shapes at the same budget.
     pub recommendations: Option<Recommendation>,
+    /// The machine the profile describes, per backend ("flex: AMD EPYC (…), 2 cores").
+    pub machines: Vec<String>,
+    /// Backends of the profile without a decode model.
+    pub without_decode: Vec<String>,
+    /// Backends of the profile without measured memory overheads.
+    pub without_memory: Vec<String>,
 }
 
 fn invalid(message: String) -> PlanError {
@@ -462,7 +468,23 @@ pub fn plan(profile: &Profile, request: &PlanRequest) -> Result<Plan, PlanError>
         memory,
         crossovers,
         recommendations,
+        machines: profile
+            .backends
+            .iter()
+            .map(|b| format!("{}: {}", b.backend, crate::machine::describe(&b.fingerprint)))
+            .collect(),
+        without_decode: names_where(&profile, |b| b.decode.is_none()),
+        without_memory: names_where(&profile, |b| b.memory.is_none()),
     })
+}
+
+fn names_where(profile: &Profile, pick: impl Fn(&crate::profile::BackendProfile) -> bool) -> Vec<String> {
+    profile
+        .backends
+        .iter()
+        .filter(|b| pick(b))
+        .map(|b| b.backend.clone())
+        .collect()
 }
 
 /// The two charts of a request, as SVG documents.

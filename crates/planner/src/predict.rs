@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::compose::operator_sum;
+use crate::confidence::{Confidence, expected_error_pct, widen};
 use crate::features::{Component, Term, term_value};
 use crate::model::LatencyModel;
 use crate::profile::{BackendProfile, Profile};
@@ -27,8 +28,14 @@ pub struct Prediction {
     pub backend: String,
     /// Point prediction, ms.
     pub latency_ms: f64,
-    /// 90% prediction interval, ms, from the held-out error distribution.
+    /// 90% prediction interval, ms: the held-out error distribution widened by
+    /// the machine's run-to-run variability ([`crate::confidence::widen`]).
     pub interval_ms: [f64; 2],
+    /// Expected error, %: held-out error near this shape and run-to-run
+    /// variability combined ([`crate::confidence`]).
+    pub expected_error_pct: f64,
+    /// The label of that error (one lower when extrapolated).
+    pub confidence: Confidence,
     /// Where the time goes (physics models only; empty otherwise).
     pub breakdown: Vec<ComponentTime>,
     /// Regime label: the fitted size segment and the dominant component.
@@ -104,10 +111,12 @@ fn breakdown(model: &LatencyModel, shape: &Shape) -> Vec<ComponentTime> {
 /// Predicts one shape on one backend of a profile.
 pub fn predict_backend(b: &BackendProfile, shape: &Shape) -> Prediction {
     let latency_ms = b.model.predict_ms(shape).max(f64::MIN_POSITIVE);
-    let interval_ms = [
-        latency_ms * b.residuals.ratio_at(INTERVAL[0]),
-        latency_ms * b.residuals.ratio_at(INTERVAL[1]),
-    ];
+    let [lo, hi] = widen(
+        b.residuals.ratio_at(INTERVAL[0]),
+        b.residuals.ratio_at(INTERVAL[1]),
+        b.noise_floor_pct,
+    );
+    let interval_ms = [latency_ms * lo, latency_ms * hi];
     let parts = breakdown(&b.model, shape);
     let depth_tax_ms = shape
         .with_depth_width(shape.layers() + 1, shape.d_model(), shape.heads())
@@ -133,10 +142,13 @@ pub fn predict_backend(b: &BackendProfile, shape: &Shape) -> Prediction {
         regime.push_str(&format!(", {} {:.0}%", top.component.label(), 100.0 * share));
     }
     let outside: Vec<String> = b.validity.outside(shape).into_iter().map(String::from).collect();
+    let expected_error_pct = expected_error_pct(b, shape);
     Prediction {
         backend: b.backend.clone(),
         latency_ms,
         interval_ms,
+        expected_error_pct,
+        confidence: Confidence::of(expected_error_pct, !outside.is_empty()),
         breakdown: parts,
         regime,
         depth_tax_ms,

@@ -1,9 +1,9 @@
 //! The profile file format: fitted latency models of one machine.
 //!
 //! A profile is JSON written by `bench fit` / `bench profile` and read by the
-//! planner (CLI and web). Layout (schema version 3; version 2 is version 3
-//! without `operators` models, version 1 is version 2 without `decode`; both
-//! are still read):
+//! planner (CLI and web). Layout (schema version 4; version 3 is version 4
+//! without `held_out_points`, version 2 is version 3 without `operators`
+//! models, version 1 is version 2 without `decode`; all are still read):
 //!
 //! ```text
 //! {
@@ -25,7 +25,10 @@
 //!     "residuals": {"quantiles": [[0.05, 0.95], [0.5, 1.0], [0.95, 1.06]]},  // held-out measured/predicted
 //!     "held_out": {"mape_pct": 3.1, "within_10pct": 0.97, ...},
 //!     "regimes": {"breakpoints_params": [2.1e6], "segments": [{"from_params": .., "to_params": .., "exponent": .., "intercept": ..}]},
-//!     "noise_floor_pct": 1.8,
+//!     "noise_floor_pct": 1.8,              // optional: run-to-run difference
+//!     "held_out_points": [{"layers": 4, "d_model": 256, "seq": 128, "batch": 1, "vocab": 50257, "error_pct": 2.1}, …],
+//!                                         // optional: each measured shape's held-out
+//!                                         // error, for confidence labels
 //!     "decode": {…},                      // optional: the same fields, fitted on
 //!                                         // decode steps (`seq` = context c); no
 //!                                         // nested `decode`
@@ -49,10 +52,11 @@ use crate::model::LatencyModel;
 use crate::shape::Shape;
 
 /// The schema version this build writes.
-pub const PROFILE_SCHEMA_VERSION: u32 = 3;
+pub const PROFILE_SCHEMA_VERSION: u32 = 4;
 
-/// Versions this build reads: 2 is 3 without operator models, 1 is 2 without decode models.
-pub const READABLE_SCHEMA_VERSIONS: [u32; 3] = [1, 2, 3];
+/// Versions this build reads: 3 is 4 without held-out points, 2 is 3 without
+/// operator models, 1 is 2 without decode models.
+pub const READABLE_SCHEMA_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 
 /// Largest profile text accepted (the web page takes user files).
 pub const MAX_PROFILE_BYTES: usize = 4 * 1024 * 1024;
@@ -107,9 +111,14 @@ pub struct BackendProfile {
     pub held_out: Accuracy,
     /// Scaling regimes found in the data.
     pub regimes: Regimes,
-    /// Median relative difference between repeated measurements (%), if known.
+    /// Median relative difference between two runs of the same shapes (%),
+    /// if known: the machine's run-to-run variability.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_floor_pct: Option<f64>,
+    /// Each measured shape with its held-out error, for the confidence of
+    /// predictions near it ([`crate::confidence`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_out_points: Vec<crate::confidence::HeldOutPoint>,
     /// The decode-step model of this backend (same layout; its `seq` is the
     /// KV-cache context), where decode was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,6 +288,15 @@ impl BackendProfile {
         if ranges.iter().any(|[lo, hi]| lo > hi) {
             return invalid(format!("backend `{}`: a validity range has min > max", b.backend));
         }
+        if b.held_out_points
+            .iter()
+            .any(|p| !(p.error_pct.is_finite() && p.error_pct >= 0.0))
+        {
+            return invalid(format!(
+                "backend `{}`: a held-out point's error_pct is not a finite percentage ≥ 0",
+                b.backend
+            ));
+        }
         Ok(())
     }
 }
@@ -336,6 +354,13 @@ impl Profile {
             if self.schema_version < 3 && (operators(b) || b.decode.as_deref().is_some_and(operators)) {
                 return invalid(format!(
                     "backend `{}` has an operator model, which schema version {} does not allow",
+                    b.backend, self.schema_version
+                ));
+            }
+            let points = |p: &BackendProfile| !p.held_out_points.is_empty();
+            if self.schema_version < 4 && (points(b) || b.decode.as_deref().is_some_and(points)) {
+                return invalid(format!(
+                    "backend `{}` has held-out points, which schema version {} does not allow",
                     b.backend, self.schema_version
                 ));
             }
@@ -408,6 +433,7 @@ mod tests {
                 "device",
                 "fingerprint",
                 "held_out",
+                "held_out_points",
                 "measurements",
                 "memory",
                 "model",
@@ -428,6 +454,12 @@ mod tests {
         use crate::costlaw::{BaseLaw, OperatorLaws};
         use crate::operators::OpClass;
         let mut p = crate::default_profile();
+        for b in &mut p.backends {
+            b.held_out_points.clear();
+            if let Some(d) = b.decode.as_mut() {
+                d.held_out_points.clear();
+            }
+        }
         p.backends[0].model = LatencyModel::Operators {
             phase: crate::Phase::Prefill,
             calibration: Calibration::IDENTITY,
@@ -462,11 +494,30 @@ mod tests {
     }
 
     #[test]
+    fn held_out_points_need_version_four_and_sane_errors() {
+        let mut p = crate::default_profile();
+        let shape = crate::ShapeSpec::new(2, 128).validate().unwrap();
+        p.backends[0].held_out_points = vec![crate::confidence::HeldOutPoint::of(&shape, 2.5)];
+        assert_eq!(Profile::from_json(&p.to_json()).unwrap(), p);
+        p.schema_version = 3;
+        let e = Profile::from_json(&p.to_json()).unwrap_err().to_string();
+        assert!(
+            e.contains("held-out points") && e.contains("schema version 3"),
+            "{e}"
+        );
+        p.schema_version = PROFILE_SCHEMA_VERSION;
+        p.backends[0].held_out_points[0].error_pct = -1.0;
+        let e = Profile::from_json(&p.to_json()).unwrap_err().to_string();
+        assert!(e.contains("error_pct"), "{e}");
+    }
+
+    #[test]
     fn version_one_files_still_load_without_decode_models() {
         let mut v = default_value();
         v["schema_version"] = 1.into();
         for b in v["backends"].as_array_mut().unwrap() {
             b.as_object_mut().unwrap().remove("decode");
+            b.as_object_mut().unwrap().remove("held_out_points");
         }
         let p = Profile::from_json(&v.to_string()).unwrap();
         assert!(p.backends.iter().all(|b| b.decode.is_none()));

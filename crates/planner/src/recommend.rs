@@ -62,6 +62,11 @@ pub struct Candidate {
     pub latency_ms: f64,
     /// Proposed latency / this latency (>1: faster than the proposal).
     pub speedup: f64,
+    /// Expected error of `latency_ms`, % ([`crate::confidence`]).
+    pub expected_error_pct: f64,
+    /// The speedup lies inside the two predictions' combined uncertainty
+    /// (always false without a proposal).
+    pub within_noise: bool,
     /// Outside the measured ranges.
     pub extrapolated: bool,
 }
@@ -75,6 +80,8 @@ pub struct Recommendation {
     pub constraints: Constraints,
     /// Latency of the proposed shape on its fastest backend, ms (if a shape was proposed).
     pub proposed_ms: Option<f64>,
+    /// Expected error of `proposed_ms`, %.
+    pub proposed_error_pct: Option<f64>,
     /// Every candidate, fastest first.
     pub candidates: Vec<Candidate>,
     /// Candidates on the params-vs-latency Pareto frontier, fewest params first.
@@ -148,13 +155,18 @@ pub fn recommend(
             .filter_map(|b| Some((b, objective.latency_ms(b, s)?)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
     };
-    let proposed_ms = proposed.and_then(|p| best_on(p).map(|(_, ms)| ms));
+    let error_of = |b: &BackendProfile, s: &Shape| objective.expected_error_pct(b, s).unwrap_or(f64::NAN);
+    let proposed_best = proposed.and_then(|p| best_on(p).map(|(b, ms)| (ms, error_of(b, p))));
+    let proposed_ms = proposed_best.map(|(ms, _)| ms);
+    let proposed_error_pct = proposed_best.map(|(_, e)| e);
     let mut candidates = vec![];
     for shape in iso_parameter_shapes(base, c) {
         let a = shape.accounting();
         let Some((b, latency_ms)) = best_on(&shape) else {
             continue;
         };
+        let expected_error_pct = error_of(b, &shape);
+        let speedup = proposed_ms.map_or(1.0, |m| m / latency_ms);
         candidates.push(Candidate {
             layers: shape.layers(),
             d_model: shape.d_model(),
@@ -163,7 +175,10 @@ pub fn recommend(
             params_total: a.params.total,
             backend: b.backend.clone(),
             latency_ms,
-            speedup: proposed_ms.map_or(1.0, |m| m / latency_ms),
+            speedup,
+            expected_error_pct,
+            within_noise: proposed_error_pct
+                .is_some_and(|e| crate::confidence::within_noise(speedup, e, expected_error_pct)),
             extrapolated: !b.validity.outside(&shape).is_empty(),
         });
     }
@@ -193,6 +208,7 @@ pub fn recommend(
         objective,
         constraints: c.clone(),
         proposed_ms,
+        proposed_error_pct,
         fastest: candidates.first().cloned(),
         candidates,
         pareto,
