@@ -243,7 +243,7 @@ struct FitArgs {
     /// overheads from; skipped if missing.
     #[arg(long, default_value = MEMORY_FILE)]
     memory: PathBuf,
-    /// Fit only the measurements of the machine whose key (CPU|threads|features|burn,
+    /// Fit only the measurements of the machine whose key (CPU (vendor f/m/s SIMD)|threads|features|burn,
     /// as `bench fit` lists them) contains this text: one profile per machine.
     #[arg(long)]
     machine: Option<String>,

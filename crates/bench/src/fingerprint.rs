@@ -39,7 +39,7 @@ pub struct Fingerprint {
     pub env: BTreeMap<String, String>,
     /// What decides a CPU's speed beyond its model string (`AMD EPYC` names
     /// Zen 1 and Zen 5 guests alike); absent in lines written before it was
-    /// recorded. Recorded only: pooling does not key on it yet.
+    /// recorded. Pooling keys on it (`fitting::machine_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_details: Option<CpuDetails>,
 }

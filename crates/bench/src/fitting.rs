@@ -48,21 +48,23 @@ pub struct Fitted {
     pub skipped_lines: Vec<String>,
 }
 
-/// The machine a measurement describes, as pooling keys it: CPU, threads,
-/// build features and Burn version (the commit may differ between passes).
+/// The machine a measurement describes, as pooling keys it: CPU (with its
+/// vendor, family/model/stepping and SIMD level where the line records them),
+/// threads, build features and Burn version (the commit may differ between
+/// passes). Lines written before the CPU details were recorded keep the
+/// shorter key, so they never pool with lines that have them: `AMD EPYC`
+/// alone cannot tell a Zen 1 guest from a Zen 4 one.
 pub fn machine_key(m: &Measurement) -> String {
     machine_key_of(&m.fingerprint)
 }
 
 /// [`machine_key`] of a fingerprint (operator measurements carry one too).
 pub fn machine_key_of(f: &crate::fingerprint::Fingerprint) -> String {
-    format!(
-        "{}|{}|{}|{}",
-        f.cpu,
-        f.threads,
-        f.build_features.join(","),
-        f.burn
-    )
+    let cpu = match &f.cpu_details {
+        Some(d) => format!("{} ({} {} {})", f.cpu, d.vendor, d.family_model_stepping, d.simd),
+        None => f.cpu.clone(),
+    };
+    format!("{cpu}|{}|{}|{}", f.threads, f.build_features.join(","), f.burn)
 }
 
 /// The observation a measurement line gives the fit: `None` for a failed
@@ -243,4 +245,39 @@ pub fn report(fitted: &Fitted) -> (String, Vec<(String, String)>) {
             memory_calibrations,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machines_with_one_model_name_but_other_cpus_are_kept_apart() {
+        let mut zen4 = crate::fingerprint::Fingerprint::current("flex");
+        zen4.cpu = "AMD EPYC".into();
+        let details = |fms: &str, simd: &str| crate::fingerprint::CpuDetails {
+            vendor: "AuthenticAMD".into(),
+            family_model_stepping: fms.into(),
+            simd: simd.into(),
+            caches: vec![],
+        };
+        zen4.cpu_details = Some(details("25/17/1", "avx512f"));
+        let mut zen1 = zen4.clone();
+        zen1.cpu_details = Some(details("23/1/2", "avx2"));
+        let mut unknown = zen4.clone();
+        unknown.cpu_details = None;
+        let keys = [&zen4, &zen1, &unknown].map(machine_key_of);
+        assert!(
+            keys[0].starts_with("AMD EPYC (AuthenticAMD 25/17/1 avx512f)|"),
+            "{}",
+            keys[0]
+        );
+        assert_ne!(keys[0], keys[1]);
+        assert!(keys[2].starts_with("AMD EPYC|"), "{}", keys[2]);
+        // The cache list and the commit do not split a machine.
+        let mut again = zen4.clone();
+        again.commit = "other".into();
+        again.cpu_details.as_mut().unwrap().caches = vec!["L3 32768K".into()];
+        assert_eq!(machine_key_of(&again), keys[0]);
+    }
 }
