@@ -640,10 +640,26 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         // their first pass and the decode anchors took).
         let decode_repeats = bench::onboard::first_entries(&anchors, args.repeats, "onboard-repeat-decode");
         let memory_sweeps = [
-            (Phase::Prefill, repeats.clone()),
-            (Phase::Decode, decode_repeats.clone()),
+            (
+                Phase::Prefill,
+                bench::onboard::memory_shapes(
+                    &bench::onboard::pool_sweep(),
+                    Phase::Prefill,
+                    MEMORY_PROBES_PER_PHASE,
+                    "onboard-memory",
+                ),
+            ),
+            (
+                Phase::Decode,
+                bench::onboard::memory_shapes(
+                    &anchors,
+                    Phase::Decode,
+                    MEMORY_PROBES_PER_PHASE,
+                    "onboard-memory-decode",
+                ),
+            ),
         ];
-        let probes = repeats.entries.len() + decode_repeats.entries.len();
+        let probes: usize = memory_sweeps.iter().map(|(_, s)| s.entries.len()).sum();
         let reserve = Duration::from_secs_f64(
             first_s
                 + decode_s * decode_repeats.entries.len() as f64 / anchors.entries.len().max(1) as f64
@@ -691,7 +707,8 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
                 return Err(interrupted_at("step"));
             }
         }
-        // 5. Peak memory of the repeat shapes, each in a fresh child process.
+        // 5. Peak memory of three prefill and three decode shapes large enough
+        // to calibrate, each in a fresh child process.
         let failed = bench::memory::run(
             &bench::memory::RunOptions {
                 backends: std::slice::from_ref(name),
@@ -723,6 +740,10 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
     })?;
     Ok(())
 }
+
+/// Shapes per phase whose peak memory onboarding measures: three give the
+/// two overheads of a backend a leave-one-out check.
+const MEMORY_PROBES_PER_PHASE: usize = 3;
 
 /// Seconds one peak-memory probe is expected to take (a child process that
 /// builds a small model and runs two steps), to reserve its time in the budget.

@@ -61,21 +61,63 @@ pub fn decode_anchors(count: usize) -> anyhow::Result<Sweep> {
 /// `count` prefill shapes of the onboarding pool, measured at the start of
 /// onboarding and again at its end: how much the two runs differ is the
 /// machine's run-to-run variability (the fit's noise floor, which widens
-/// prediction intervals). Taken from the cheaper half of the pool by FLOPs,
-/// spread by `fit::operators::cover`, so the repeats cost seconds.
+/// prediction intervals). Taken from the second quarter of the pool by FLOPs
+/// (neither the sub-millisecond toys, whose rounds disagree by tens of
+/// percent, nor the costly shapes), spread by `fit::operators::cover` from
+/// its middle shape, so the repeats cost seconds and look like what users ask.
 pub fn repeat_shapes(count: usize) -> Sweep {
     let mut pool = candidate_pool();
     pool.sort_by_key(|c| c.shape.accounting().flops.total);
-    pool.truncate(pool.len().div_ceil(2));
-    let shapes: Vec<Shape> = pool.iter().map(|c| c.shape).collect();
-    let picked = fit::operators::cover(&shapes, &[0], count.min(shapes.len()));
+    let quarter: Vec<Candidate> = pool[pool.len() / 4..pool.len() / 2].to_vec();
+    let shapes: Vec<Shape> = quarter.iter().map(|c| c.shape).collect();
+    let picked = fit::operators::cover(&shapes, &[shapes.len() / 2], count.min(shapes.len()));
     Sweep {
         name: "onboard-repeat".into(),
         entries: picked
             .into_iter()
             .map(|i| SweepEntry {
-                family: pool[i].family.tag().to_string(),
-                shape: pool[i].shape,
+                family: quarter[i].family.tag().to_string(),
+                shape: quarter[i].shape,
+            })
+            .collect(),
+    }
+}
+
+/// Largest estimated peak of a shape whose memory onboarding probes (the
+/// probe builds the model: larger ones cost seconds each).
+const MEMORY_PROBE_MAX_BYTES: u64 = 512 << 20;
+
+/// `count` shapes of `sweep` (in `phase`) whose memory onboarding probes:
+/// estimated peaks from [`fit::memory::SMALL_PEAK_BYTES`] (below it a
+/// backend's fixed few MiB dominate, so they calibrate nothing) to 512 MiB,
+/// spread by `fit::operators::cover` from the cheapest.
+pub fn memory_shapes(sweep: &Sweep, phase: planner::Phase, count: usize, name: &str) -> Sweep {
+    let eligible: Vec<&SweepEntry> = sweep
+        .entries
+        .iter()
+        .filter(|e| {
+            let peak = planner::memory::estimate(&e.shape, phase).total_bytes;
+            (fit::memory::SMALL_PEAK_BYTES..=MEMORY_PROBE_MAX_BYTES).contains(&peak)
+        })
+        .collect();
+    let shapes: Vec<Shape> = eligible.iter().map(|e| e.shape).collect();
+    let cheapest = (0..shapes.len()).min_by_key(|&i| phase.flops(&shapes[i]));
+    let picked = fit::operators::cover(&shapes, &cheapest.into_iter().collect::<Vec<_>>(), count);
+    Sweep {
+        name: name.into(),
+        entries: picked.into_iter().map(|i| eligible[i].clone()).collect(),
+    }
+}
+
+/// The onboarding pool as a sweep (for [`memory_shapes`]).
+pub fn pool_sweep() -> Sweep {
+    Sweep {
+        name: "onboard-pool".into(),
+        entries: candidate_pool()
+            .into_iter()
+            .map(|c| SweepEntry {
+                family: c.family.tag().to_string(),
+                shape: c.shape,
             })
             .collect(),
     }
@@ -234,7 +276,7 @@ mod tests {
     }
 
     #[test]
-    fn repeat_shapes_are_distinct_and_cheap() {
+    fn repeat_shapes_are_distinct_and_from_the_second_quarter() {
         let repeats = repeat_shapes(3);
         assert_eq!(repeats.entries.len(), 3);
         let keys: HashSet<String> = repeats.entries.iter().map(|e| e.shape.key()).collect();
@@ -244,13 +286,28 @@ mod tests {
             .map(|c| c.shape.accounting().flops.total)
             .collect();
         flops.sort_unstable();
-        let median = flops[flops.len() / 2];
-        assert!(
-            repeats
-                .entries
-                .iter()
-                .all(|e| e.shape.accounting().flops.total <= median)
-        );
+        let (q1, median) = (flops[flops.len() / 4], flops[flops.len() / 2]);
+        let inside = |e: &SweepEntry| (q1..=median).contains(&e.shape.accounting().flops.total);
+        assert!(repeats.entries.iter().all(inside));
+    }
+
+    #[test]
+    fn memory_shapes_have_peaks_that_calibrate() {
+        let anchors = decode_anchors(10).unwrap();
+        for (sweep, phase) in [
+            (pool_sweep(), planner::Phase::Prefill),
+            (anchors, planner::Phase::Decode),
+        ] {
+            let picked = memory_shapes(&sweep, phase, 3, "memory");
+            assert_eq!(picked.entries.len(), 3, "{phase}");
+            for e in &picked.entries {
+                let peak = planner::memory::estimate(&e.shape, phase).total_bytes;
+                assert!(
+                    (fit::memory::SMALL_PEAK_BYTES..=MEMORY_PROBE_MAX_BYTES).contains(&peak),
+                    "{peak}"
+                );
+            }
+        }
     }
 
     #[test]

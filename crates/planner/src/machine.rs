@@ -82,12 +82,26 @@ pub fn differences(
         .collect()
 }
 
-/// The one line a shell prints when the profile describes another machine
-/// (`None` when every speed key both record agrees).
+/// The one line a shell prints when the profile describes another machine,
+/// or may: a profile that lacks speed keys this machine records (written
+/// before they were) cannot tell two CPUs of one model name apart, and says
+/// so. `None` when every speed key this machine records agrees.
 pub fn mismatch_line(profile: &BTreeMap<String, String>, local: &BTreeMap<String, String>) -> Option<String> {
     let differ = differences(profile, local);
     if differ.is_empty() {
-        return None;
+        let unknown: Vec<&str> = SPEED_KEYS
+            .into_iter()
+            .filter(|k| local.contains_key(*k) && !profile.contains_key(*k))
+            .collect();
+        if unknown.is_empty() {
+            return None;
+        }
+        return Some(format!(
+            "note: this profile records its machine only as {} (not its {}), so it cannot tell whether it describes this one ({}); onboard this one with `cargo run -p bench --release -- profile` to be sure",
+            describe(profile),
+            unknown.join(", "),
+            describe(local)
+        ));
     }
     Some(format!(
         "note: this profile was measured on {}, not on this machine ({}; differs in {}): its predictions describe that machine; onboard this one with `cargo run -p bench --release -- profile`",
@@ -144,9 +158,17 @@ mod tests {
         assert!(line.starts_with("note: this profile was measured on AMD EPYC (AuthenticAMD 25/17/1, avx512f), 2 cores, not on this machine (AMD EPYC (AuthenticAMD 23/1/2, avx2), 2 cores;"), "{line}");
         assert!(line.contains("bench --release -- profile"), "{line}");
         assert_eq!(mismatch_line(&zen1, &zen1.clone()), None);
-        // A profile written before the details: only the model name and cores compare.
+        // A profile written before the details: the model name and cores agree,
+        // but it cannot tell a Zen 1 from a Zen 4, and says so.
         let old = map(&[("cpu", "AMD EPYC"), ("logical_cores", "2")]);
-        assert_eq!(mismatch_line(&old, &zen1), None);
+        assert!(differences(&old, &zen1).is_empty());
+        let line = mismatch_line(&old, &zen1).unwrap();
+        assert!(
+            line.contains(
+                "only as AMD EPYC, 2 cores (not its cpu_vendor, cpu_family_model_stepping, cpu_simd)"
+            ),
+            "{line}"
+        );
         let xeon = map(&[("cpu", "Intel(R) Xeon(R) Processor"), ("logical_cores", "2")]);
         assert_eq!(differences(&xeon, &zen1), ["cpu"]);
     }
