@@ -8,10 +8,15 @@
 //! FLOPs count a multiply-add as 2 and cover the matrix products only
 //! (normalisation, softmax and GELU are counted as element traffic instead).
 //! Attention is counted over the full n×n score matrix, as CPU kernels compute it.
+//! FLOPs and the weight bytes a decode step reads are summed from the operator
+//! graph ([`crate::operators::graph`]), the list the latency model prices.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ShapeError;
+use crate::features::Component;
+use crate::operators::{OpClass, Operator, graph};
+use crate::phase::Phase;
 use crate::shape::Shape;
 
 /// Bytes per element: every measured model runs in f32.
@@ -111,6 +116,36 @@ impl Checked {
     }
 }
 
+/// FLOPs of one step by component, summed over its operators: linear layers
+/// of the attention and of the MLP, attention itself, the LM head.
+fn graph_flops(ops: &[Operator], what: &'static str) -> Result<Flops, ShapeError> {
+    let overflow = ShapeError::Overflow { what };
+    let mut f = Flops {
+        attention_projections: 0,
+        attention_scores: 0,
+        mlp: 0,
+        lm_head: 0,
+        total: 0,
+    };
+    for op in ops {
+        let flops = op
+            .kind
+            .checked_flops()
+            .and_then(|x| x.checked_mul(op.count))
+            .ok_or(overflow.clone())?;
+        let slot = match (op.kind.class(), op.component) {
+            (OpClass::Linear, Component::Mlp) => &mut f.mlp,
+            (OpClass::Linear, _) => &mut f.attention_projections,
+            (OpClass::Attention, _) => &mut f.attention_scores,
+            (OpClass::LmHead, _) => &mut f.lm_head,
+            _ => continue,
+        };
+        *slot = slot.checked_add(flops).ok_or(overflow.clone())?;
+        f.total = f.total.checked_add(flops).ok_or(overflow.clone())?;
+    }
+    Ok(f)
+}
+
 impl Accounting {
     /// Counts everything, failing instead of overflowing.
     pub(crate) fn try_of(s: &Shape) -> Result<Self, ShapeError> {
@@ -132,32 +167,24 @@ impl Accounting {
         let non_embedding = c.add(&[c.mul(&[l, per_layer])?, c.mul(&[2, d])?])?;
         let total = c.add(&[non_embedding, token_embedding, position_embedding])?;
 
+        // FLOPs and the weights a step reads are the operator graph's sums:
+        // the accounting counts the list the latency model prices.
         let c = Checked { what: "FLOPs" };
         let t = c.mul(&[b, n])?;
-        let attention_projections = c.mul(&[l, 8, t, d, d])?;
-        let attention_scores = c.mul(&[l, 4, b, n, n, d])?;
-        let mlp = c.mul(&[l, 4, t, d, ff])?;
-        let lm_head = c.mul(&[2, t, d, v])?;
-        let flops_total = c.add(&[attention_projections, attention_scores, mlp, lm_head])?;
-
-        let c = Checked { what: "decode FLOPs" };
-        let decode_projections = c.mul(&[l, 8, b, d, d])?;
-        let decode_scores = c.mul(&[l, 4, b, n, d])?;
-        let decode_mlp = c.mul(&[l, 4, b, d, ff])?;
-        let decode_lm_head = c.mul(&[2, b, d, v])?;
-        let decode_flops = Flops {
-            attention_projections: decode_projections,
-            attention_scores: decode_scores,
-            mlp: decode_mlp,
-            lm_head: decode_lm_head,
-            total: c.add(&[decode_projections, decode_scores, decode_mlp, decode_lm_head])?,
-        };
+        let prefill = graph(s, Phase::Prefill);
+        let decode_ops = graph(s, Phase::Decode);
+        let flops = graph_flops(&prefill, "FLOPs")?;
 
         let c = Checked { what: "bytes" };
         let e = BYTES_PER_ELEMENT;
         let decode = DecodeCounts {
-            flops: decode_flops,
-            weight_bytes: c.mul(&[e, c.add(&[non_embedding, token_embedding])?])?,
+            flops: graph_flops(&decode_ops, "decode FLOPs")?,
+            weight_bytes: decode_ops
+                .iter()
+                .try_fold(0u64, |acc, op| {
+                    acc.checked_add(op.kind.weight_bytes().checked_mul(op.count)?)
+                })
+                .ok_or(ShapeError::Overflow { what: "bytes" })?,
             kv_bytes: c.mul(&[e, 2, l, b, n, d])?,
         };
         let residual = c.mul(&[e, t, d])?;
@@ -174,13 +201,7 @@ impl Accounting {
                 position_embedding,
                 per_layer,
             },
-            flops: Flops {
-                attention_projections,
-                attention_scores,
-                mlp,
-                lm_head,
-                total: flops_total,
-            },
+            flops,
             bytes: Bytes {
                 weights: c.mul(&[e, total])?,
                 block_weights: c.mul(&[e, non_embedding])?,

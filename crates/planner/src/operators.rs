@@ -206,11 +206,14 @@ impl OpKind {
         }
     }
 
-    /// Multiply-add FLOPs (×2) of the matrix products and attention; 0 otherwise.
-    pub fn flops(&self) -> u64 {
+    /// Multiply-add FLOPs (×2) of the matrix products and attention; 0
+    /// otherwise; `None` where the count overflows (the accounting of a shape
+    /// is summed from these, so such a shape is refused).
+    pub fn checked_flops(&self) -> Option<u64> {
+        let product = |xs: &[u64]| xs.iter().try_fold(1u64, |acc, &x| acc.checked_mul(x));
         match *self {
-            OpKind::Linear { batch, rows, k, n } => 2 * batch * rows * k * n,
-            OpKind::LmHead { tokens, d, vocab } => 2 * tokens * d * vocab,
+            OpKind::Linear { batch, rows, k, n } => product(&[2, batch, rows, k, n]),
+            OpKind::LmHead { tokens, d, vocab } => product(&[2, tokens, d, vocab]),
             OpKind::Attention {
                 batch,
                 heads,
@@ -218,9 +221,14 @@ impl OpKind {
                 kv,
                 d_head,
                 ..
-            } => 4 * batch * heads * q * kv * d_head,
-            _ => 0,
+            } => product(&[4, batch, heads, q, kv, d_head]),
+            _ => Some(0),
         }
+    }
+
+    /// [`OpKind::checked_flops`], saturating (sizes read from files are not validated).
+    pub fn flops(&self) -> u64 {
+        self.checked_flops().unwrap_or(u64::MAX)
     }
 
     /// Weight bytes the operator reads (parameters, not activations).
@@ -488,17 +496,39 @@ mod tests {
         .unwrap()
     }
 
+    /// Closed forms of one step's matrix-product and attention FLOPs (the
+    /// accounting is summed from the graph; these check the graph).
+    fn closed_form_flops(s: &Shape, phase: Phase) -> u64 {
+        let (l, d, ff, v, b) = (s.layers(), s.d_model(), s.d_ff(), s.vocab(), s.batch());
+        let (rows, kv) = match phase {
+            Phase::Prefill => (s.seq(), s.seq()),
+            Phase::Decode => (1, s.seq()),
+        };
+        let t = b * rows;
+        l * (8 * t * d * d + 4 * t * d * ff + 4 * b * rows * kv * d) + 2 * t * d * v
+    }
+
     #[test]
-    fn gpt2_small_flops_and_weights_match_the_accounting() {
+    fn gpt2_small_flops_and_weights_match_closed_forms() {
         let s = gpt2_small();
         let a = s.accounting();
         let prefill = graph(&s, Phase::Prefill);
-        assert_eq!(sum(&prefill, Operator::total_flops), a.flops.total);
+        assert_eq!(
+            sum(&prefill, Operator::total_flops),
+            closed_form_flops(&s, Phase::Prefill)
+        );
+        // 12·(8·T·d² + 4·T·d·4d + 4·n²·d) + 2·T·d·V at T = n = 128.
+        assert_eq!(a.flops.total, 32_228_179_968);
         let decode = graph(&s, Phase::Decode);
-        assert_eq!(sum(&decode, Operator::total_flops), a.decode.flops.total);
+        assert_eq!(
+            sum(&decode, Operator::total_flops),
+            closed_form_flops(&s, Phase::Decode)
+        );
         // Every weight but the position table is read once per step.
-        assert_eq!(sum(&decode, Operator::total_weight_bytes), a.decode.weight_bytes);
-        assert_eq!(sum(&prefill, Operator::total_weight_bytes), a.decode.weight_bytes);
+        let read = 4 * (a.params.total - a.params.position_embedding);
+        assert_eq!(sum(&decode, Operator::total_weight_bytes), read);
+        assert_eq!(sum(&prefill, Operator::total_weight_bytes), read);
+        assert_eq!(a.decode.weight_bytes, read);
     }
 
     #[test]
@@ -581,16 +611,22 @@ mod tests {
             let a = s.accounting();
             let prefill = graph(&s, Phase::Prefill);
             let decode = graph(&s, Phase::Decode);
+            prop_assert_eq!(sum(&prefill, Operator::total_flops), closed_form_flops(&s, Phase::Prefill));
+            prop_assert_eq!(sum(&decode, Operator::total_flops), closed_form_flops(&s, Phase::Decode));
+            // The accounting is the graph's sum.
             prop_assert_eq!(sum(&prefill, Operator::total_flops), a.flops.total);
             prop_assert_eq!(sum(&decode, Operator::total_flops), a.decode.flops.total);
-            prop_assert_eq!(sum(&decode, Operator::total_weight_bytes), a.decode.weight_bytes);
-            prop_assert_eq!(sum(&prefill, Operator::total_weight_bytes), a.decode.weight_bytes);
-            // Matrix-product FLOPs split by component as the accounting splits them.
+            // Weights: every parameter but the position table, read once per step.
+            let read = 4 * (a.params.total - a.params.position_embedding);
+            prop_assert_eq!(sum(&decode, Operator::total_weight_bytes), read);
+            prop_assert_eq!(sum(&prefill, Operator::total_weight_bytes), read);
+            // Matrix-product FLOPs split by component as the closed forms split them.
             let by = |ops: &[Operator], c: Component| -> u64 {
                 ops.iter().filter(|o| o.component == c && o.kind.class() == OpClass::Linear).map(Operator::total_flops).sum()
             };
-            prop_assert_eq!(by(&prefill, Component::Attention), a.flops.attention_projections);
-            prop_assert_eq!(by(&prefill, Component::Mlp), a.flops.mlp);
+            let t = batch * seq;
+            prop_assert_eq!(by(&prefill, Component::Attention), layers * 8 * t * d * d);
+            prop_assert_eq!(by(&prefill, Component::Mlp), layers * 4 * t * d * ff_mult * d);
             prop_assert!(step_bytes(&decode) >= a.decode.weight_bytes + a.decode.kv_bytes);
         }
     }
