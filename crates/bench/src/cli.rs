@@ -161,7 +161,7 @@ struct ProfileArgs {
     #[arg(long, default_value = "data/ops/onboard.jsonl")]
     ops_out: PathBuf,
     /// Decode shapes measured as anchors of the decode model.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 14)]
     decode_anchors: usize,
     /// Shapes per phase measured at the start and again at the end, for the
     /// machine's run-to-run variability (0: none).
@@ -624,6 +624,23 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         let anchors = bench::onboard::decode_anchors(args.decode_anchors)?;
         let decode_started = std::time::Instant::now();
         let decode = measure(&anchors, Phase::Decode, false)?;
+        // The fit leaves out steps the hypervisor disturbed: measure those
+        // anchors once more, so a few seconds of steal cannot cost the
+        // profile its decode model.
+        let disturbed = bench::onboard::disturbed(
+            &anchors,
+            decode.written.iter().chain(&decode.reused),
+            "onboard-decode-again",
+        );
+        if !disturbed.entries.is_empty() && !decode.interrupted {
+            eprintln!(
+                "{name}: {} decode anchors disturbed; measuring them again",
+                disturbed.entries.len()
+            );
+            if measure(&disturbed, Phase::Decode, true)?.interrupted {
+                return Err(interrupted_at("step"));
+            }
+        }
         let decode_s = decode_started.elapsed().as_secs_f64();
         eprintln!(
             "{name}: {} decode anchors measured ({} already in {}); {:.0} s so far",
@@ -812,6 +829,12 @@ fn fit(args: &FitArgs) -> anyhow::Result<fitting::Fitted> {
                 others.join(", ")
             );
         }
+    }
+    for (backend, shapes) in &o.decode_too_few {
+        eprintln!(
+            "{backend} decode: {shapes} undisturbed shapes, fewer than the {} a fit needs: the profile has no decode model for {backend}; measure more decode shapes (a rerun of `bench profile` measures the disturbed ones again)",
+            fit::profile_fit::MIN_POINTS
+        );
     }
     for b in &o.profile.backends {
         if let Some(c) = &b.memory {

@@ -123,6 +123,38 @@ pub fn pool_sweep() -> Sweep {
     }
 }
 
+/// The entries of `sweep` whose newest measurement among `measured` the fit
+/// would leave out as disturbed (hypervisor steal or other load above the
+/// runner's warning thresholds), under another name.
+pub fn disturbed<'a>(sweep: &Sweep, measured: impl Iterator<Item = &'a Measurement>, name: &str) -> Sweep {
+    let mut newest: std::collections::HashMap<String, &Measurement> = Default::default();
+    for m in measured {
+        let Ok(shape) = m.shape() else { continue };
+        let key = record::shape_key(&shape);
+        if newest
+            .get(&key)
+            .is_none_or(|old| old.timestamp_utc <= m.timestamp_utc)
+        {
+            newest.insert(key, m);
+        }
+    }
+    let is_disturbed = |e: &SweepEntry| {
+        newest
+            .get(&record::shape_key(&e.shape))
+            .and_then(|m| m.timing.as_ref())
+            .is_some_and(|t| t.load.stolen() || t.load.busy())
+    };
+    Sweep {
+        name: name.into(),
+        entries: sweep
+            .entries
+            .iter()
+            .filter(|e| is_disturbed(e))
+            .cloned()
+            .collect(),
+    }
+}
+
 /// The first `count` entries of a sweep, under another name.
 pub fn first_entries(sweep: &Sweep, count: usize, name: &str) -> Sweep {
     Sweep {

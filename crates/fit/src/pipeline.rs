@@ -62,6 +62,10 @@ pub struct FitOutcome {
     pub decode_data: Vec<BackendData>,
     /// Decode fits.
     pub decode_fits: Vec<BackendFit>,
+    /// Backends whose decode data was too thin to fit (fewer than
+    /// [`MIN_POINTS`] undisturbed shapes): backend and shapes, so the shell
+    /// can say why the profile has no decode model for it.
+    pub decode_too_few: Vec<(String, usize)>,
     /// How each session was scaled.
     pub factors: Vec<SessionFactor>,
     /// Observations left out as disturbed, per session.
@@ -108,10 +112,10 @@ pub fn run(inputs: FitInputs) -> Result<FitOutcome, FitError> {
     let data = group(&observations, Phase::Prefill);
     // A decode sweep cut short (a timed-out GPU run) leaves the profile
     // without a decode model rather than failing the whole fit.
-    let decode_data: Vec<BackendData> = group(&observations, Phase::Decode)
+    let (decode_data, thin): (Vec<BackendData>, Vec<BackendData>) = group(&observations, Phase::Decode)
         .into_iter()
-        .filter(|d| d.points.len() >= MIN_POINTS)
-        .collect();
+        .partition(|d| d.points.len() >= MIN_POINTS);
+    let decode_too_few = thin.into_iter().map(|d| (d.backend, d.points.len())).collect();
     let fit_one = |d: &BackendData, phase: Phase| {
         fit_backend(
             &d.backend,
@@ -178,6 +182,7 @@ pub fn run(inputs: FitInputs) -> Result<FitOutcome, FitError> {
         fits,
         decode_data,
         decode_fits,
+        decode_too_few,
         factors,
         left_out,
         evaluation_left_out,
