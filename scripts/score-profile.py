@@ -2,7 +2,9 @@
 """Scores a profile on measured shapes it never saw, per backend and phase:
 MAPE, share within ±10%, pairwise order, and the same after one level factor
 per backend and phase (the median measured/predicted ratio divided out), which
-separates a session's drift from the model's shape error.
+separates a session's drift from the model's shape error; and how honest the
+confidence is: the mean expected error the planner stated, the share of
+measurements inside its 90% interval, and the labels it gave.
 
     scripts/score-profile.py PROFILE.json MEASUREMENTS.jsonl [...] [--plan PATH]
 
@@ -14,7 +16,7 @@ import json
 import os
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from statistics import median
 
 
@@ -27,7 +29,8 @@ def predict(plan, profile, m):
         args += ["--seq", str(m["seq"])]
     out = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
     preds = out["decode"]["predictions"] if m["kind"] == "decode" else out["predictions"]
-    return next(p["latency_ms"] for p in preds if p["backend"] == m["backend"])
+    p = next(p for p in preds if p["backend"] == m["backend"])
+    return p["latency_ms"], p["interval_ms"], p["expected_error_pct"], p["confidence"]
 
 
 def score(pairs):
@@ -59,14 +62,20 @@ def main():
             load = m.get("load") or {}
             if m.get("status") != "ok" or load.get("steal_pct", 0) > 2 or load.get("other_cores", 0) > 0.25:
                 continue
-            groups[(m["backend"], m["kind"])].append((m["median_ms"], predict(plan, profile, m)))
-    print("| backend | phase | shapes | MAPE | within ±10% | pairwise | level factor | MAPE after it | within ±10% after |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for (backend, kind), pairs in sorted(groups.items()):
+            groups[(m["backend"], m["kind"])].append((m["median_ms"], *predict(plan, profile, m)))
+    print("| backend | phase | shapes | MAPE | within ±10% | pairwise | level factor | MAPE after it | within ±10% after "
+          "| mean expected error | inside the 90% interval | labels |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for (backend, kind), rows in sorted(groups.items()):
+        pairs = [(t, p) for t, p, _, _, _ in rows]
         mape, within, pairwise = score(pairs)
         factor = median(t / p for t, p in pairs)
         mape_f, within_f, _ = score([(t, p * factor) for t, p in pairs])
-        print(f"| {backend} | {kind} | {len(pairs)} | {mape:.1f}% | {within:.0f}% | {pairwise:.1f}% | ×{factor:.3f} | {mape_f:.1f}% | {within_f:.0f}% |")
+        expected = sum(e for *_, e, _ in rows) / len(rows)
+        inside = 100 * sum(lo <= t <= hi for t, _, (lo, hi), _, _ in rows) / len(rows)
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(Counter(c for *_, c in rows).items()))
+        print(f"| {backend} | {kind} | {len(pairs)} | {mape:.1f}% | {within:.0f}% | {pairwise:.1f}% | ×{factor:.3f} "
+              f"| {mape_f:.1f}% | {within_f:.0f}% | {expected:.1f}% | {inside:.0f}% | {labels} |")
 
 
 if __name__ == "__main__":

@@ -71,26 +71,13 @@ fn a_tiny_sweep_fits_a_profile_that_predicts_a_shape_it_never_saw() {
             &d("no-memory.jsonl"),
             "--name",
             "end-to-end",
+            // The hypervisor may steal time from the test machine: fit every
+            // shape, so the check does not depend on a quiet machine.
+            "--keep-disturbed",
         ],
     );
     let log = String::from_utf8_lossy(&fit.stderr);
-    // Every shape is fitted but those the fit left out as disturbed (the
-    // hypervisor stealing time from this VM, said on its own line).
-    let left_out: usize = log
-        .lines()
-        .find_map(|l| {
-            l.split_once(" of 10 measurements left out")?
-                .0
-                .rsplit(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0);
-    assert!(
-        log.contains(&format!("flex prefill: {} shapes", 10 - left_out)),
-        "{log}"
-    );
+    assert!(log.contains("flex prefill: 10 shapes"), "{log}");
     let plan = run_ok(
         "chimera-plan",
         &[

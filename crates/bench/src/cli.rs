@@ -112,6 +112,10 @@ struct ComposeArgs {
     /// Print every shape's operator sum and measurement as a tab-separated table.
     #[arg(long)]
     dump: bool,
+    /// Keep whole-model measurements taken while other load ran or the
+    /// hypervisor stole time (left out by default, as the fit does).
+    #[arg(long)]
+    keep_disturbed: bool,
 }
 
 /// Where `bench ops` writes operator measurements.
@@ -252,6 +256,10 @@ struct FitArgs {
     /// out (a missing file is none).
     #[arg(long, default_value = OPS_FILE)]
     ops: Vec<PathBuf>,
+    /// Fit measurements taken while other load ran or the hypervisor stole
+    /// time too (left out by default; the fit says how many).
+    #[arg(long)]
+    keep_disturbed: bool,
 }
 
 #[derive(Args, Clone)]
@@ -754,6 +762,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         memory: args.memory_out.clone(),
         machine: None,
         ops: vec![args.ops_out.clone()],
+        keep_disturbed: false,
     })?;
     Ok(())
 }
@@ -781,6 +790,7 @@ impl FitArgs {
             name: self.name.clone(),
             machine: self.machine.clone(),
             ops: self.ops.clone(),
+            keep_disturbed: self.keep_disturbed,
         }
     }
 }
@@ -967,6 +977,7 @@ fn compose(args: &ComposeArgs) -> anyhow::Result<()> {
         ops: args.ops.clone(),
         measurements: args.measurements.clone(),
         anchors: args.anchors,
+        keep_disturbed: args.keep_disturbed,
     })?;
     for w in warnings {
         eprintln!("warning: {w}");

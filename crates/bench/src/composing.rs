@@ -26,6 +26,9 @@ pub struct ComposeOptions {
     /// Anchors per phase the calibration is fitted on (chosen to cover the
     /// shapes: see `spread`); the other shapes are held out.
     pub anchors: usize,
+    /// Keep whole-model measurements taken while other load ran or the
+    /// hypervisor stole time (left out by default, as the fit does).
+    pub keep_disturbed: bool,
 }
 
 /// One phase of one backend.
@@ -121,9 +124,12 @@ pub fn read_laws_by_machine(paths: &[PathBuf]) -> anyhow::Result<(DataByMachine,
 }
 
 /// Reads whole-model files into anchors per backend: one per (phase, shape),
-/// the median of the file medians of undisturbed measurements; also how
-/// many measurements were left out as disturbed.
-pub fn read_anchors(paths: &[PathBuf]) -> anyhow::Result<(BTreeMap<String, Vec<Anchor>>, usize)> {
+/// the median of the file medians of undisturbed measurements (of all, with
+/// `keep_disturbed`); also how many measurements were left out as disturbed.
+pub fn read_anchors(
+    paths: &[PathBuf],
+    keep_disturbed: bool,
+) -> anyhow::Result<(BTreeMap<String, Vec<Anchor>>, usize)> {
     let mut files = vec![];
     for p in paths {
         if p.is_dir() {
@@ -140,7 +146,7 @@ pub fn read_anchors(paths: &[PathBuf]) -> anyhow::Result<(BTreeMap<String, Vec<A
             let Some(t) = m.timing.as_ref().filter(|_| m.status == Status::Ok) else {
                 continue;
             };
-            if t.load.stolen() || t.load.busy() {
+            if !keep_disturbed && (t.load.stolen() || t.load.busy()) {
                 disturbed += 1;
                 continue;
             }
@@ -179,10 +185,10 @@ fn spread(rows: &[AdditivityRow], n: usize) -> Vec<usize> {
 /// whole-model data.
 pub fn compose(opts: &ComposeOptions) -> anyhow::Result<(Vec<BackendCheck>, Vec<String>)> {
     let (laws_by_backend, mut warnings) = read_laws(&opts.ops)?;
-    let (anchors_by_backend, disturbed) = read_anchors(&opts.measurements)?;
+    let (anchors_by_backend, disturbed) = read_anchors(&opts.measurements, opts.keep_disturbed)?;
     if disturbed > 0 {
         warnings.push(format!(
-            "{disturbed} whole-model measurement(s) left out: taken while other load ran or the hypervisor stole time"
+            "{disturbed} whole-model measurement(s) left out: taken while other load ran or the hypervisor stole time (--keep-disturbed keeps them)"
         ));
     }
     let mut checks = vec![];

@@ -36,7 +36,16 @@ pub struct FitOptions {
     /// Operator files (`bench ops`): a backend whose fitted machine has
     /// operator measurements also gets the operator model.
     pub ops: Vec<PathBuf>,
+    /// Fit measurements taken while other load ran or the hypervisor stole
+    /// time too (left out by default: see [`THRESHOLDS`]).
+    pub keep_disturbed: bool,
 }
+
+/// No measurement is disturbed under these.
+const KEEP_ALL: DisturbanceThresholds = DisturbanceThresholds {
+    steal_pct: f64::INFINITY,
+    busy_cores: f64::INFINITY,
+};
 
 /// What a fit found.
 pub struct Fitted {
@@ -201,7 +210,11 @@ pub fn fit(options: &FitOptions) -> anyhow::Result<Fitted> {
         sessions,
         evaluation,
         memory: memory.clone(),
-        thresholds: THRESHOLDS,
+        thresholds: if options.keep_disturbed {
+            KEEP_ALL
+        } else {
+            THRESHOLDS
+        },
         name: options.name.clone(),
         source,
         device_of: &device_of,

@@ -63,7 +63,7 @@ pub enum FitError {
     #[error("degenerate data: {0}")]
     Degenerate(String),
     /// One backend's fit failed.
-    #[error("fitting {} of backend `{backend}`: {source}", phase.name())]
+    #[error("fitting {} of backend `{backend}`", phase.name())]
     Backend {
         /// The backend.
         backend: String,

@@ -23,7 +23,7 @@ use crate::shape::Shape;
 pub const BYTES_PER_ELEMENT: u64 = 4;
 
 /// Parameter counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Params {
     /// Every parameter, the tied LM head counted once (GPT-2's published count).
     pub total: u64,
@@ -39,7 +39,7 @@ pub struct Params {
 }
 
 /// Forward FLOPs by component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Flops {
     /// QKV and output projections, all layers: 8·T·d² per layer.
     pub attention_projections: u64,
@@ -54,7 +54,7 @@ pub struct Flops {
 }
 
 /// Bytes of weights and of the main activations (f32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Bytes {
     /// All weights.
     pub weights: u64,
@@ -73,7 +73,7 @@ pub struct Bytes {
 
 /// Counts of one decode step: one new token per sequence against a KV cache
 /// holding the context c = `seq` tokens (the new one included).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DecodeCounts {
     /// FLOPs of the step: projections 8·b·d²·L, scores and weighted sum
     /// 4·b·c·d·L, MLP 4·b·d·d_ff·L, LM head 2·b·d·V.
@@ -87,7 +87,7 @@ pub struct DecodeCounts {
 }
 
 /// All counts for one shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Accounting {
     /// Parameters.
     pub params: Params,

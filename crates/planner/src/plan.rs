@@ -375,7 +375,11 @@ fn end_to_end(profile: &Profile, shape: &Shape, output: u64) -> Vec<EndToEnd> {
             let prefill = predict_backend(b, shape);
             let per_token = mean_decode_ms(b, shape, output)?;
             let n = output as f64;
-            let ratio = |p: f64| decode.residuals.ratio_at(p);
+            let [low, high] = crate::confidence::widen(
+                decode.residuals.ratio_at(INTERVAL[0]),
+                decode.residuals.ratio_at(INTERVAL[1]),
+                decode.noise_floor_pct,
+            );
             Some(EndToEnd {
                 backend: b.backend.clone(),
                 prompt: shape.seq(),
@@ -384,8 +388,8 @@ fn end_to_end(profile: &Profile, shape: &Shape, output: u64) -> Vec<EndToEnd> {
                 decode_ms_per_token: per_token,
                 total_ms: prefill.latency_ms + n * per_token,
                 interval_ms: [
-                    prefill.interval_ms[0] + n * per_token * ratio(INTERVAL[0]),
-                    prefill.interval_ms[1] + n * per_token * ratio(INTERVAL[1]),
+                    prefill.interval_ms[0] + n * per_token * low,
+                    prefill.interval_ms[1] + n * per_token * high,
                 ],
             })
         })

@@ -70,9 +70,13 @@ impl ShapeSpec {
             positions: self.positions.unwrap_or(DEFAULT_POSITIONS),
             seq: self.seq.unwrap_or(DEFAULT_SEQ),
             batch: self.batch.unwrap_or(DEFAULT_BATCH),
+            accounting: Accounting::default(),
         };
-        shape.check()?;
-        Ok(shape)
+        // Counted once here: every later overflow is a validation error, and
+        // the fit and the recommender, which ask for it millions of times,
+        // do not rebuild the operator graph each time.
+        let accounting = shape.check()?;
+        Ok(Shape { accounting, ..shape })
     }
 }
 
@@ -91,6 +95,8 @@ pub struct Shape {
     positions: u64,
     seq: u64,
     batch: u64,
+    /// Counted from the dimensions when validated.
+    accounting: Accounting,
 }
 
 impl TryFrom<ShapeSpec> for Shape {
@@ -116,7 +122,7 @@ impl From<Shape> for ShapeSpec {
 }
 
 impl Shape {
-    fn check(&self) -> Result<(), ShapeError> {
+    fn check(&self) -> Result<Accounting, ShapeError> {
         let dims: [(&'static str, u64, u64); 8] = [
             ("layers", self.layers, MAX_LAYERS),
             ("d_model", self.d_model, MAX_D_MODEL),
@@ -147,8 +153,7 @@ impl Shape {
                 positions: self.positions,
             });
         }
-        // Counting once here turns every later overflow into a validation error.
-        Accounting::try_of(self).map(|_| ())
+        Accounting::try_of(self)
     }
 
     /// Number of blocks L.
@@ -234,7 +239,7 @@ impl Shape {
 
     /// Exact parameter, FLOP and byte counts of this shape.
     pub fn accounting(&self) -> Accounting {
-        Accounting::try_of(self).expect("validated shapes never overflow")
+        self.accounting
     }
 }
 

@@ -44,7 +44,18 @@ fn ops_measures_every_probe_once_resumes_and_composes() {
     let whole = whole.to_str().unwrap();
     let (code, _, err) = bench(&["--quick", "--backend", "flex", "--no-progress", "--out", whole]);
     assert_eq!(code, Some(0), "{err}");
-    let (code, out, err) = bench(&["compose", "--ops", ops, "--measurements", whole, "--anchors", "2"]);
+    // The hypervisor may steal time from the test machine: keep such steps,
+    // so the check does not depend on a quiet machine.
+    let (code, out, err) = bench(&[
+        "compose",
+        "--ops",
+        ops,
+        "--measurements",
+        whole,
+        "--anchors",
+        "2",
+        "--keep-disturbed",
+    ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("unreadable line skipped"), "{err}");
     assert!(out.contains("## flex"), "{out}");
