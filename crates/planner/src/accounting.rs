@@ -120,13 +120,7 @@ impl Checked {
 /// of the attention and of the MLP, attention itself, the LM head.
 fn graph_flops(ops: &[Operator], what: &'static str) -> Result<Flops, ShapeError> {
     let overflow = ShapeError::Overflow { what };
-    let mut f = Flops {
-        attention_projections: 0,
-        attention_scores: 0,
-        mlp: 0,
-        lm_head: 0,
-        total: 0,
-    };
+    let mut f = Flops::default();
     for op in ops {
         let flops = op
             .kind
