@@ -289,7 +289,7 @@ pub fn render(checks: &[BackendCheck], explain: usize, dump: bool) -> String {
         for p in &c.phases {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0}% | {:.0}% | {:.3} | {} | {:.3}·Σ + {:.3} ms·L + {:.3} ms·L·b + {:.3} ms | {:.1}% | {:.1}% | {:.0}% | {:.0}% | {:.1}% |",
+                "| {} | {} | {:.0}% | {:.0}% | {:.3} | {} | {:.3}·Σ + {:.3}·cold gap + {:.3} ms·L + {:.3} ms·L·b + {:.3} ms | {:.1}% | {:.1}% | {:.0}% | {:.0}% | {:.1}% |",
                 p.phase,
                 p.summary.n,
                 100.0 * p.summary.within_15pct,
@@ -297,6 +297,7 @@ pub fn render(checks: &[BackendCheck], explain: usize, dump: bool) -> String {
                 p.summary.median_ratio,
                 p.anchor_shapes.len(),
                 p.calibration.scale,
+                p.calibration.cold_gap_share,
                 p.calibration.per_layer_ms,
                 p.calibration.per_layer_sequence_ms,
                 p.calibration.constant_ms,

@@ -39,6 +39,7 @@ fn fit_operators(
                 .map_err(|e| FitError::Degenerate(format!("operator model: {e}")))?;
             Ok(crate::operators::CalibrationRow {
                 operator_sum_ms: sum.total_ms,
+                cold_gap_ms: sum.cold_gap_ms,
                 shape: p.shape,
                 measured_ms: p.median_ms,
             })
@@ -48,7 +49,7 @@ fn fit_operators(
     let y: Vec<f64> = rows.iter().map(|r| r.measured_ms).collect();
     let fitted: Vec<f64> = rows
         .iter()
-        .map(|r| calibration.apply(r.operator_sum_ms, &r.shape))
+        .map(|r| calibration.apply(r.operator_sum_ms, r.cold_gap_ms, &r.shape))
         .collect();
     let (r2, adj_r2) = r2(&y, &fitted, 4);
     Ok(Fitted {

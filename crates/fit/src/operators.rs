@@ -9,7 +9,8 @@
 //! 2. [`additivity`]: how much of each measured whole-model latency the
 //!    uncorrected operator sum explains (nn-Meter's check that kernel
 //!    latencies add up).
-//! 3. [`calibrate`]: `t = scale·Σ + per_layer·L + constant`, non-negative,
+//! 3. [`calibrate`]: `t = scale·Σ + cold_gap_share·gap + per_layer·L +
+//!    per_layer_sequence·L·b + constant`, non-negative,
 //!    on relative error, per backend and phase; [`cross_validate`] scores it
 //!    on anchors left out.
 
@@ -158,6 +159,8 @@ pub struct AdditivityRow {
     pub measured_ms: f64,
     /// Σ operators, ms.
     pub operator_sum_ms: f64,
+    /// What the operators with cold laws would take more fully cold, ms.
+    pub cold_gap_ms: f64,
 }
 
 impl AdditivityRow {
@@ -172,11 +175,13 @@ pub fn additivity(laws: &OperatorLaws, anchors: &[Anchor]) -> Result<Vec<Additiv
     anchors
         .iter()
         .map(|a| {
+            let sum = operator_sum(laws, &a.shape, a.phase)?;
             Ok(AdditivityRow {
                 shape: a.shape,
                 phase: a.phase,
                 measured_ms: a.measured_ms,
-                operator_sum_ms: operator_sum(laws, &a.shape, a.phase)?.total_ms,
+                operator_sum_ms: sum.total_ms,
+                cold_gap_ms: sum.cold_gap_ms,
             })
         })
         .collect()
@@ -224,6 +229,8 @@ pub fn summarize_additivity(rows: &[AdditivityRow]) -> AdditivitySummary {
 pub struct CalibrationRow {
     /// Σ operators, ms.
     pub operator_sum_ms: f64,
+    /// What the operators with cold laws would take more fully cold, ms.
+    pub cold_gap_ms: f64,
     /// The shape.
     pub shape: Shape,
     /// Measured, ms.
@@ -234,14 +241,15 @@ impl From<&AdditivityRow> for CalibrationRow {
     fn from(r: &AdditivityRow) -> Self {
         CalibrationRow {
             operator_sum_ms: r.operator_sum_ms,
+            cold_gap_ms: r.cold_gap_ms,
             shape: r.shape,
             measured_ms: r.measured_ms,
         }
     }
 }
 
-/// Fits `t = scale·Σ + per_layer·L + per_layer_sequence·L·b + constant` (all
-/// ≥ 0) on relative error.
+/// Fits `t = scale·Σ + cold_gap_share·gap + per_layer·L + per_layer_sequence·L·b
+/// + constant` (all ≥ 0) on relative error.
 pub fn calibrate(rows: &[CalibrationRow]) -> Calibration {
     if rows.is_empty() {
         return Calibration::IDENTITY;
@@ -255,6 +263,7 @@ pub fn calibrate(rows: &[CalibrationRow]) -> Calibration {
         column(&layers),
         column(&|r| layers(r) * r.shape.batch() as f64),
         column(&|_| 1.0),
+        column(&|r| r.cold_gap_ms),
     ];
     let c = nnls(&columns, &vec![1.0; rows.len()]);
     Calibration {
@@ -262,6 +271,7 @@ pub fn calibrate(rows: &[CalibrationRow]) -> Calibration {
         per_layer_ms: c[1],
         per_layer_sequence_ms: c[2],
         constant_ms: c[3],
+        cold_gap_share: c[4],
     }
 }
 
@@ -284,7 +294,7 @@ pub fn cross_validate(rows: &[CalibrationRow]) -> Accuracy {
                 .filter(|(j, _)| *j != i)
                 .map(|(_, r)| *r)
                 .collect();
-            calibrate(&others).apply(rows[i].operator_sum_ms, &rows[i].shape)
+            calibrate(&others).apply(rows[i].operator_sum_ms, rows[i].cold_gap_ms, &rows[i].shape)
         })
         .collect();
     let measured: Vec<f64> = rows.iter().map(|r| r.measured_ms).collect();
@@ -295,7 +305,7 @@ pub fn cross_validate(rows: &[CalibrationRow]) -> Accuracy {
 pub fn evaluate(calibration: &Calibration, rows: &[CalibrationRow], method: &str) -> Accuracy {
     let predicted: Vec<f64> = rows
         .iter()
-        .map(|r| calibration.apply(r.operator_sum_ms, &r.shape))
+        .map(|r| calibration.apply(r.operator_sum_ms, r.cold_gap_ms, &r.shape))
         .collect();
     let measured: Vec<f64> = rows.iter().map(|r| r.measured_ms).collect();
     accuracy(method, &predicted, &measured)
@@ -478,6 +488,30 @@ mod tests {
         let held_out = cross_validate(&rows);
         assert!(held_out.mape_pct < 1e-6, "{held_out:?}");
         assert_eq!(evaluate(&c, &rows, "same").within_10pct, 1.0);
+    }
+
+    #[test]
+    fn the_calibration_recovers_how_much_of_the_cold_gap_a_step_pays() {
+        // Steps whose cold gap is not proportional to their sum: 60% of it is paid.
+        let rows: Vec<CalibrationRow> = [
+            (1, 1.0, 0.5),
+            (2, 3.0, 4.0),
+            (4, 2.0, 0.1),
+            (8, 9.0, 6.0),
+            (3, 5.0, 1.0),
+        ]
+        .into_iter()
+        .map(|(layers, sum, gap)| CalibrationRow {
+            operator_sum_ms: sum,
+            cold_gap_ms: gap,
+            shape: ShapeSpec::new(layers, 64).validate().unwrap(),
+            measured_ms: sum + 0.6 * gap,
+        })
+        .collect();
+        let c = calibrate(&rows);
+        assert!((c.cold_gap_share - 0.6).abs() < 1e-6, "{c:?}");
+        assert!((c.scale - 1.0).abs() < 1e-6, "{c:?}");
+        assert!(cross_validate(&rows).mape_pct < 1e-6);
     }
 
     #[test]

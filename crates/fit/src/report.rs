@@ -139,8 +139,9 @@ fn terms_table(out: &mut String, model: &LatencyModel) {
         let points: usize = laws.laws.iter().map(|l| l.points.len()).sum();
         let _ = writeln!(
             out,
-            "The operator model was better held out: t = {:.3}·Σ operators + {:.3} ms·L + {:.3} ms·L·b + {:.3} ms, the sum over the step's operator graph priced by {} cost laws fitted on {points} micro-benchmarks (`bench ops`).\n",
+            "The operator model was better held out: t = {:.3}·Σ operators + {:.3}·cold gap + {:.3} ms·L + {:.3} ms·L·b + {:.3} ms, the sum over the step's operator graph priced by {} cost laws fitted on {points} micro-benchmarks (`bench ops`).\n",
             c.scale,
+            c.cold_gap_share,
             c.per_layer_ms,
             c.per_layer_sequence_ms,
             c.constant_ms,

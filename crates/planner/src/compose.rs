@@ -5,7 +5,8 @@
 //! backend's measured [`OperatorLaws`], each at the bandwidth of the step's
 //! whole working set. What the sum misses — framework work between kernels,
 //! allocation, caches other operators evicted — is absorbed by
-//! `t = scale · Σ + per_layer · L + per_layer_sequence · L·b + constant`,
+//! `t = scale · Σ + cold_gap_share · gap + per_layer · L + per_layer_sequence · L·b + constant`
+//! (gap: what the operators with cold laws would take more fully cold),
 //! fitted per backend and phase.
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,9 @@ pub struct OperatorTime {
 pub struct OperatorSum {
     /// Σ of the operator times, ms.
     pub total_ms: f64,
+    /// Σ of what the operators with cold laws would take more fully cold,
+    /// ms ([`OperatorLaws::cold_gap_ms`]).
+    pub cold_gap_ms: f64,
     /// Bytes the step reads and writes (the working set its bandwidth is read at).
     pub working_set_bytes: u64,
     /// Every operator with its time, in graph order.
@@ -55,6 +59,10 @@ impl OperatorSum {
 pub fn operator_sum(laws: &OperatorLaws, shape: &Shape, phase: Phase) -> Result<OperatorSum, LawError> {
     let ops = graph(shape, phase);
     let working_set_bytes = step_bytes(&ops);
+    let cold_gap_ms = ops
+        .iter()
+        .map(|o| Ok(laws.cold_gap_ms(&o.kind, working_set_bytes)? * o.count as f64))
+        .sum::<Result<f64, LawError>>()?;
     let operators = ops
         .into_iter()
         .map(|operator| {
@@ -67,6 +75,7 @@ pub fn operator_sum(laws: &OperatorLaws, shape: &Shape, phase: Phase) -> Result<
         .collect::<Result<Vec<_>, LawError>>()?;
     Ok(OperatorSum {
         total_ms: operators.iter().map(|o| o.ms).sum(),
+        cold_gap_ms,
         working_set_bytes,
         operators,
     })
@@ -86,6 +95,10 @@ pub struct Calibration {
     pub per_layer_sequence_ms: f64,
     /// ms per step beyond the operators.
     pub constant_ms: f64,
+    /// Share of the operators' cold gap the whole step pays (0: the
+    /// bandwidth curve's blend is right, 1: the step runs fully cold).
+    #[serde(default)]
+    pub cold_gap_share: f64,
 }
 
 impl Calibration {
@@ -95,12 +108,14 @@ impl Calibration {
         per_layer_ms: 0.0,
         per_layer_sequence_ms: 0.0,
         constant_ms: 0.0,
+        cold_gap_share: 0.0,
     };
 
     /// The calibrated latency of a step of `shape` with this operator sum, ms.
-    pub fn apply(&self, operator_sum_ms: f64, shape: &Shape) -> f64 {
+    pub fn apply(&self, operator_sum_ms: f64, cold_gap_ms: f64, shape: &Shape) -> f64 {
         let layers = shape.layers() as f64;
         self.scale * operator_sum_ms
+            + self.cold_gap_share * cold_gap_ms
             + self.per_layer_ms * layers
             + self.per_layer_sequence_ms * layers * shape.batch() as f64
             + self.constant_ms
@@ -158,6 +173,7 @@ mod tests {
             per_layer_ms: 0.5,
             per_layer_sequence_ms: 0.25,
             constant_ms: 2.0,
+            cold_gap_share: 0.5,
         };
         let s = ShapeSpec {
             batch: Some(2),
@@ -165,7 +181,7 @@ mod tests {
         }
         .validate()
         .unwrap();
-        assert!((c.apply(10.0, &s) - (11.0 + 2.0 + 2.0 + 2.0)).abs() < 1e-12);
-        assert_eq!(Calibration::IDENTITY.apply(7.0, &s), 7.0);
+        assert!((c.apply(10.0, 4.0, &s) - (11.0 + 2.0 + 2.0 + 2.0 + 2.0)).abs() < 1e-12);
+        assert_eq!(Calibration::IDENTITY.apply(7.0, 3.0, &s), 7.0);
     }
 }

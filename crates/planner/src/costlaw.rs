@@ -296,6 +296,18 @@ impl OperatorLaws {
         Some((w[0].1 + t * (w[1].1 - w[0].1)).exp())
     }
 
+    /// How much more one run of `op` would take fully cold than [`Self::op_ms`]
+    /// prices it at `working_set`: 0 where no cold law covers it. Summed over
+    /// a step, it lets the calibration weigh what the bandwidth curve's blend
+    /// misses (a step cycling through distinct layers' weights and caches
+    /// evicts more than one operator measured alone).
+    pub fn cold_gap_ms(&self, op: &OpKind, working_set: u64) -> Result<f64, LawError> {
+        let Some(cold_law) = self.cold_law_for(op) else {
+            return Ok(0.0);
+        };
+        Ok((cold_law.hot_ms(op) - self.op_ms(op, working_set)?).max(0.0))
+    }
+
     /// Time of one run of `op` inside a step whose working set is
     /// `working_set` bytes: between its hot and cold law by
     /// [`OperatorLaws::cold_share`] where a cold law exists, else the hot

@@ -143,7 +143,7 @@ impl LatencyModel {
                 calibration,
                 laws,
             } => match operator_sum(laws, shape, *phase) {
-                Ok(sum) => calibration.apply(sum.total_ms, shape),
+                Ok(sum) => calibration.apply(sum.total_ms, sum.cold_gap_ms, shape),
                 // `check` makes sure every class of the graph has a law.
                 Err(_) => f64::NAN,
             },

@@ -91,6 +91,10 @@ fn breakdown(model: &LatencyModel, shape: &Shape) -> Vec<ComponentTime> {
             for (component, ms) in sum.by_component() {
                 add_to(&mut parts, component, calibration.scale * ms);
             }
+            let cold = calibration.cold_gap_share * sum.cold_gap_ms;
+            if cold > 0.0 {
+                add_to(&mut parts, Component::MemoryTraffic, cold);
+            }
             let layers = shape.layers() as f64;
             let per_layer = (calibration.per_layer_ms
                 + calibration.per_layer_sequence_ms * shape.batch() as f64)
