@@ -265,8 +265,21 @@ test("a shared link restores the same design", async () => {
 
 test("usable at phone width", async () => {
   const page = await openPage("", { width: 390, height: 844 });
+  await page.fill("#layers", "16");
+  await page.fill("#d_model", "512");
+  await page.selectOption("#mode", "decode");
+  await settle(page);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `page is ${overflow}px wider than the screen`);
+  // The results column does not scroll sideways: a table too wide for the
+  // screen scrolls inside its own box, so nothing is clipped at the edge.
+  const results = await page.$eval("#results", (r) => r.scrollWidth - r.clientWidth);
+  assert.ok(results <= 1, `results are ${results}px wider than their column`);
+  const boxes = await page.$$eval(".table-box", (els) =>
+    els.map((b) => ({ style: getComputedStyle(b).overflowX, fits: b.getBoundingClientRect().right <= window.innerWidth + 1 })),
+  );
+  assert.equal(boxes.length, 3);
+  for (const b of boxes) assert.deepEqual(b, { style: "auto", fits: true });
   // Every input has a label.
   const unlabelled = await page.$$eval("input, select", (els) => els.filter((e) => !document.querySelector(`label[for="${e.id}"]`)).map((e) => e.id));
   assert.deepEqual(unlabelled, []);
