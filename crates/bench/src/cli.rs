@@ -568,9 +568,10 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     install_interrupt_handler();
-    let interrupted_at = |what: &str| -> anyhow::Error {
+    let interrupted_at = |what: &str, file: &std::path::Path| -> anyhow::Error {
         Interrupted(format!(
-            "interrupted: every finished {what} is saved; rerun the same command to go on"
+            "interrupted: every finished {what} is in {}; rerun the same command to go on",
+            file.display()
         ))
         .into()
     };
@@ -599,7 +600,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         let first = measure(&repeats, Phase::Prefill, false)?;
         let first_s = first_started.elapsed().as_secs_f64();
         if first.interrupted {
-            return Err(interrupted_at("step"));
+            return Err(interrupted_at("step", &args.measurements_out));
         }
         // 1. Every operator class over the onboarding grid.
         let ops = bench::ops::run(&bench::ops::OpsOptions {
@@ -622,11 +623,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         if ops.interrupted {
-            return Err(Interrupted(format!(
-                "interrupted: every finished probe is in {}; rerun the same command to go on",
-                args.ops_out.display()
-            ))
-            .into());
+            return Err(interrupted_at("probe", &args.ops_out));
         }
         // 2. Decode anchors.
         let anchors = bench::onboard::decode_anchors(args.decode_anchors)?;
@@ -646,7 +643,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
                 disturbed.entries.len()
             );
             if measure(&disturbed, Phase::Decode, true)?.interrupted {
-                return Err(interrupted_at("step"));
+                return Err(interrupted_at("step", &args.measurements_out));
             }
         }
         let decode_s = decode_started.elapsed().as_secs_f64();
@@ -658,7 +655,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         if decode.interrupted {
-            return Err(interrupted_at("step"));
+            return Err(interrupted_at("step", &args.measurements_out));
         }
         // 3. Prefill shapes chosen by information per second, in what is left
         // after the repeats' second pass and the memory probes (priced by what
@@ -729,7 +726,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         // 4. The repeats' second pass: prefill and the first decode anchors again.
         for (sweep, phase) in [(&repeats, Phase::Prefill), (&decode_repeats, Phase::Decode)] {
             if measure(sweep, phase, true)?.interrupted {
-                return Err(interrupted_at("step"));
+                return Err(interrupted_at("step", &args.measurements_out));
             }
         }
         // 5. Peak memory of three prefill and three decode shapes large enough

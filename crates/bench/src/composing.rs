@@ -146,7 +146,7 @@ pub fn read_anchors(
             let Some(t) = m.timing.as_ref().filter(|_| m.status == Status::Ok) else {
                 continue;
             };
-            if !keep_disturbed && (t.load.stolen() || t.load.busy()) {
+            if !keep_disturbed && t.load.disturbed() {
                 disturbed += 1;
                 continue;
             }

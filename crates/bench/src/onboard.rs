@@ -142,7 +142,7 @@ pub fn disturbed<'a>(sweep: &Sweep, measured: impl Iterator<Item = &'a Measureme
         newest
             .get(&record::shape_key(&e.shape))
             .and_then(|m| m.timing.as_ref())
-            .is_some_and(|t| t.load.stolen() || t.load.busy())
+            .is_some_and(|t| t.load.disturbed())
     };
     Sweep {
         name: name.into(),

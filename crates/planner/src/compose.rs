@@ -32,7 +32,7 @@ pub struct OperatorSum {
     /// Σ of the operator times, ms.
     pub total_ms: f64,
     /// Σ of what the operators with cold laws would take more fully cold,
-    /// ms ([`OperatorLaws::cold_gap_ms`]).
+    /// ms ([`OperatorLaws::op_ms_and_cold_gap`]).
     pub cold_gap_ms: f64,
     /// Bytes the step reads and writes (the working set its bandwidth is read at).
     pub working_set_bytes: u64,
@@ -59,14 +59,12 @@ impl OperatorSum {
 pub fn operator_sum(laws: &OperatorLaws, shape: &Shape, phase: Phase) -> Result<OperatorSum, LawError> {
     let ops = graph(shape, phase);
     let working_set_bytes = step_bytes(&ops);
-    let cold_gap_ms = ops
-        .iter()
-        .map(|o| Ok(laws.cold_gap_ms(&o.kind, working_set_bytes)? * o.count as f64))
-        .sum::<Result<f64, LawError>>()?;
+    let mut cold_gap_ms = 0.0;
     let operators = ops
         .into_iter()
         .map(|operator| {
-            let one = laws.op_ms(&operator.kind, working_set_bytes)?;
+            let (one, gap) = laws.op_ms_and_cold_gap(&operator.kind, working_set_bytes)?;
+            cold_gap_ms += gap * operator.count as f64;
             Ok(OperatorTime {
                 ms: one * operator.count as f64,
                 operator,

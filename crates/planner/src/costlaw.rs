@@ -296,33 +296,31 @@ impl OperatorLaws {
         Some((w[0].1 + t * (w[1].1 - w[0].1)).exp())
     }
 
-    /// How much more one run of `op` would take fully cold than [`Self::op_ms`]
-    /// prices it at `working_set`: 0 where no cold law covers it. Summed over
-    /// a step, it lets the calibration weigh what the bandwidth curve's blend
-    /// misses (a step cycling through distinct layers' weights and caches
-    /// evicts more than one operator measured alone).
-    pub fn cold_gap_ms(&self, op: &OpKind, working_set: u64) -> Result<f64, LawError> {
-        let Some(cold_law) = self.cold_law_for(op) else {
-            return Ok(0.0);
-        };
-        Ok((cold_law.hot_ms(op) - self.op_ms(op, working_set)?).max(0.0))
-    }
-
     /// Time of one run of `op` inside a step whose working set is
     /// `working_set` bytes: between its hot and cold law by
     /// [`OperatorLaws::cold_share`] where a cold law exists, else the hot
     /// time or the time to stream its bytes at that working set's bandwidth,
     /// whichever is longer.
     pub fn op_ms(&self, op: &OpKind, working_set: u64) -> Result<f64, LawError> {
+        Ok(self.op_ms_and_cold_gap(op, working_set)?.0)
+    }
+
+    /// [`Self::op_ms`], and how much more the run would take fully cold: 0
+    /// where no cold law covers `op`. Summed over a step, the gap lets the
+    /// calibration weigh what the bandwidth curve's blend misses (a step
+    /// cycling through distinct layers' weights and caches evicts more than
+    /// one operator measured alone).
+    pub fn op_ms_and_cold_gap(&self, op: &OpKind, working_set: u64) -> Result<(f64, f64), LawError> {
         let hot = self.hot_ms(op)?;
         let bytes = op.weight_bytes() + op.bytes_read() + op.bytes_written();
         if let Some(cold_law) = self.cold_law_for(op) {
             let cold = cold_law.hot_ms(op);
             let share = self.cold_share(bytes, working_set);
-            return Ok(hot + (cold - hot).max(0.0) * share);
+            let ms = hot + (cold - hot).max(0.0) * share;
+            return Ok((ms, (cold - ms).max(0.0)));
         }
         let streamed = self.bandwidth(working_set).map_or(0.0, |bw| bytes as f64 / bw);
-        Ok(hot.max(streamed))
+        Ok((hot.max(streamed), 0.0))
     }
 }
 

@@ -49,6 +49,11 @@ impl LoadReading {
     pub fn stolen(&self) -> bool {
         self.steal_pct.is_some_and(|s| s > STEAL_WARNING_PCT)
     }
+
+    /// Stolen or busy: the fit leaves such a measurement out.
+    pub fn disturbed(&self) -> bool {
+        self.stolen() || self.busy()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
