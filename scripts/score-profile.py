@@ -23,6 +23,14 @@ from statistics import median
 def predict(plan, profile, m):
     args = [plan, "--profile", profile, "--json", "--layers", str(m["layers"]), "--d-model", str(m["d_model"]),
             "--heads", str(m["heads"]), "--vocab", str(m["vocab"]), "--batch", str(m["batch"]), "--backend", m["backend"]]
+    # The architecture, where the line is not GPT-2-style (absent fields: GPT-2's).
+    args += ["--d-ff", str(m["d_ff"]), "--max-positions", str(m["positions"])]
+    if "kv_heads" in m:
+        args += ["--kv-heads", str(m["kv_heads"]), "--head-dim", str(m["head_dim"]), "--mlp", m["mlp"],
+                 "--norm", m["norm"], "--positions", m["position_encoding"],
+                 "--bias", {(True, True): "all", (True, False): "qkv", (False, False): "none"}[(m["qkv_bias"], m["dense_bias"])]]
+        if not m["tie_embeddings"]:
+            args.append("--untied")
     if m["kind"] == "decode":
         args += ["--mode", "decode", "--context", str(m["seq"]), "--seq", "1"]
     else:

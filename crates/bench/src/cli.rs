@@ -83,6 +83,11 @@ struct OpsArgs {
     /// A few tiny sizes per operator class (seconds; for a smoke test).
     #[arg(long)]
     quick: bool,
+    /// The onboarding grid (about half the full one, as `bench profile`
+    /// measures): a rerun on an onboarding's operator file measures only
+    /// the probes it lacks, e.g. the classes added since.
+    #[arg(long, conflicts_with = "quick")]
+    onboarding_grid: bool,
     /// GELU variant of the GELU probes.
     #[arg(long, value_enum, default_value_t = Gelu::Exact)]
     gelu: Gelu,
@@ -373,10 +378,7 @@ fn sweeps_for(
                 std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             Sweep::parse(&text).with_context(|| format!("in {}", path.display()))?
         } else {
-            match phase {
-                Phase::Prefill => Sweep::parse(sweep::DEFAULT_SWEEP)?,
-                Phase::Decode => Sweep::parse(sweep::DECODE_SWEEP)?,
-            }
+            Sweep::built_in(phase)?
         })
     };
     mode.phases()
@@ -998,6 +1000,8 @@ fn ops(args: &OpsArgs) -> anyhow::Result<()> {
             gelu: args.gelu,
             grid: if args.quick {
                 bench::ops::grid::Grid::Quick
+            } else if args.onboarding_grid {
+                bench::ops::grid::Grid::Onboarding
             } else {
                 bench::ops::grid::Grid::Full
             },

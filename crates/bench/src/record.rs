@@ -141,7 +141,10 @@ pub struct Measurement {
     pub fingerprint_id: String,
 }
 
-/// The eight shape fields a measurement line carries, flattened into it.
+/// The shape fields a measurement line carries, flattened into it: eight
+/// dimensions always, and the architecture (`kv_heads`, `head_dim`, `mlp`,
+/// `norm`, `position_encoding`, `tie_embeddings`, `qkv_bias`, `dense_bias`)
+/// only for a shape that is not GPT-2-style, so older lines read as GPT-2's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShapeFields {
     /// Layers.
@@ -158,13 +161,59 @@ pub struct ShapeFields {
     pub batch: u64,
     /// Vocabulary.
     pub vocab: u64,
-    /// Learned positions.
+    /// Positions (learned table rows, or RoPE's context).
     pub positions: u64,
+    /// The architecture, where it is not GPT-2's.
+    #[serde(flatten)]
+    pub architecture: ArchitectureFields,
+}
+
+/// The architectural fields of a line (all absent for GPT-2-style shapes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ArchitectureFields {
+    /// Key/value heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u64>,
+    /// Head size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<u64>,
+    /// MLP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<planner::Mlp>,
+    /// Normalisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<planner::Norm>,
+    /// Positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_encoding: Option<planner::PositionEncoding>,
+    /// Tied LM head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_embeddings: Option<bool>,
+    /// QKV biases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qkv_bias: Option<bool>,
+    /// Output and MLP biases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense_bias: Option<bool>,
 }
 
 impl ShapeFields {
     /// The fields of a planner shape.
     pub fn of(s: &Shape) -> Self {
+        let architecture = if s.is_gpt2_style() {
+            ArchitectureFields::default()
+        } else {
+            ArchitectureFields {
+                kv_heads: Some(s.kv_heads()),
+                head_dim: Some(s.head_dim()),
+                mlp: Some(s.mlp()),
+                norm: Some(s.norm()),
+                position_encoding: Some(s.position_encoding()),
+                tie_embeddings: Some(s.tie_embeddings()),
+                qkv_bias: Some(s.qkv_bias()),
+                dense_bias: Some(s.dense_bias()),
+            }
+        };
         Self {
             layers: s.layers(),
             d_model: s.d_model(),
@@ -174,16 +223,26 @@ impl ShapeFields {
             batch: s.batch(),
             vocab: s.vocab(),
             positions: s.positions(),
+            architecture,
         }
     }
 
     /// The shape, validated again (files are input).
     pub fn shape(&self) -> Result<Shape, planner::ShapeError> {
+        let a = self.architecture;
         planner::ShapeSpec {
             layers: self.layers,
             d_model: self.d_model,
             heads: Some(self.heads),
+            kv_heads: a.kv_heads,
+            head_dim: a.head_dim,
             d_ff: Some(self.d_ff),
+            mlp: a.mlp,
+            norm: a.norm,
+            position_encoding: a.position_encoding,
+            tie_embeddings: a.tie_embeddings,
+            qkv_bias: a.qkv_bias,
+            dense_bias: a.dense_bias,
             vocab: Some(self.vocab),
             positions: Some(self.positions),
             seq: Some(self.seq),
@@ -192,9 +251,10 @@ impl ShapeFields {
         .validate()
     }
 
-    /// `L/d/h/d_ff/n/b/V/P`: identifies the shape in resume keys.
+    /// The shape's [`Shape::key`] (`L/d/h/d_ff/n/b/V/P`, plus the
+    /// architecture where it is not GPT-2's): identifies the shape in resume keys.
     pub fn key(&self) -> String {
-        planner::shape::key_of([
+        let dims = planner::shape::key_of([
             self.layers,
             self.d_model,
             self.heads,
@@ -203,7 +263,12 @@ impl ShapeFields {
             self.batch,
             self.vocab,
             self.positions,
-        ])
+        ]);
+        if self.architecture == ArchitectureFields::default() {
+            return dims;
+        }
+        // An architecture that does not validate still keys apart from GPT-2's.
+        self.shape().map_or(format!("{dims}/invalid"), |s| s.key())
     }
 }
 

@@ -23,6 +23,10 @@ use serde::Deserialize;
 pub const DEFAULT_SWEEP: &str = include_str!("../../../data/sweeps/default.toml");
 /// The built-in decode sweep (`seq` is the context c).
 pub const DECODE_SWEEP: &str = include_str!("../../../data/sweeps/decode.toml");
+/// Llama-style prefill shapes, measured with the default sweep.
+pub const LLAMA_SWEEP: &str = include_str!("../../../data/sweeps/llama.toml");
+/// Llama-style decode shapes, measured with the decode sweep.
+pub const LLAMA_DECODE_SWEEP: &str = include_str!("../../../data/sweeps/llama-decode.toml");
 /// Tiny shapes for tests and smoke runs.
 pub const QUICK_SWEEP: &str = include_str!("../../../data/sweeps/quick.toml");
 
@@ -110,6 +114,19 @@ impl Sweep {
             name: file.name,
             entries,
         })
+    }
+
+    /// The built-in sweep of `phase`: GPT-2-style shapes then Llama-style ones
+    /// (`default.toml` + `llama.toml`, `decode.toml` + `llama-decode.toml`),
+    /// under the GPT-2 sweep's name.
+    pub fn built_in(phase: planner::Phase) -> Result<Sweep, SweepError> {
+        let (gpt2, llama) = match phase {
+            planner::Phase::Prefill => (DEFAULT_SWEEP, LLAMA_SWEEP),
+            planner::Phase::Decode => (DECODE_SWEEP, LLAMA_DECODE_SWEEP),
+        };
+        let mut sweep = Sweep::parse(gpt2)?;
+        sweep.entries.extend(Sweep::parse(llama)?.entries);
+        Ok(sweep)
     }
 
     /// A sweep of one ad-hoc shape.

@@ -371,7 +371,13 @@ mod tests {
             for rows in [1, 32, 128] {
                 for d in [64, 128, 256, 512, 1024] {
                     for (k, n) in [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)] {
-                        let op = OpKind::Linear { batch, rows, k, n };
+                        let op = OpKind::Linear {
+                            batch,
+                            rows,
+                            k,
+                            n,
+                            bias: true,
+                        };
                         points.push(LawPoint {
                             op,
                             ms: truth.ms(&op),

@@ -227,6 +227,13 @@ fn validity(points: &[Point]) -> Validity {
         batch: range(&|p| p.shape.batch()),
         vocab: range(&|p| p.shape.vocab()),
         params_total: range(&|p| p.shape.accounting().params.total),
+        architecture_features: points
+            .iter()
+            .flat_map(|p| p.shape.architecture_features())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(String::from)
+            .collect(),
     }
 }
 

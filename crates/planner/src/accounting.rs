@@ -1,9 +1,14 @@
-//! Exact parameter, FLOP and byte counts of a GPT-2-style decoder.
+//! Exact parameter, FLOP and byte counts of a decoder.
 //!
-//! The model: token and learned positional embeddings; L pre-LayerNorm blocks
-//! (LayerNorm, fused QKV projection with bias, causal multi-head attention,
-//! output projection with bias, LayerNorm, MLP d→d_ff→d with biases and GELU);
-//! a final LayerNorm; an LM head tied to the token embedding (no own weights).
+//! The model: a token embedding (and a learned position table unless
+//! positions are rotary); L pre-norm blocks (norm, fused projection to h
+//! query and 2·kv_heads key/value heads of head_dim, rotary embeddings on
+//! queries and keys if chosen, causal attention, output projection h·head_dim
+//! → d, norm, MLP: GELU d→d_ff→d or gated d→2×d_ff→d); a final norm; an LM
+//! head tied to the token embedding or its own V×d matrix. Norms are
+//! LayerNorm (2·d) or RMSNorm (d); biases on the QKV projection and on the
+//! output and MLP matrices are each optional (GPT-2: all, Llama: none,
+//! Qwen 2: QKV only).
 //!
 //! FLOPs count a multiply-add as 2 and cover the matrix products only
 //! (normalisation, softmax and GELU are counted as element traffic instead).
@@ -13,6 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::architecture::PositionEncoding;
 use crate::error::ShapeError;
 use crate::features::Component;
 use crate::operators::{OpClass, Operator, graph};
@@ -25,15 +31,18 @@ pub const BYTES_PER_ELEMENT: u64 = 4;
 /// Parameter counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Params {
-    /// Every parameter, the tied LM head counted once (GPT-2's published count).
+    /// Every parameter, a tied LM head counted once (the published counts).
     pub total: u64,
-    /// Everything but the token and position embeddings (Kaplan et al.'s N),
-    /// biases and LayerNorms included.
+    /// Everything but the token and position embeddings and an untied LM
+    /// head (Kaplan et al.'s N), biases and norms included.
     pub non_embedding: u64,
-    /// Token embedding V·d (also the LM head weight).
+    /// Token embedding V·d (also the LM head weight when tied).
     pub token_embedding: u64,
-    /// Learned positions P·d.
+    /// Learned positions P·d (0 with rotary positions).
     pub position_embedding: u64,
+    /// The LM head's own V·d (0 when tied).
+    #[serde(default)]
+    pub lm_head: u64,
     /// One transformer block.
     pub per_layer: u64,
 }
@@ -75,14 +84,15 @@ pub struct Bytes {
 /// holding the context c = `seq` tokens (the new one included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DecodeCounts {
-    /// FLOPs of the step: projections 8·b·d²·L, scores and weighted sum
-    /// 4·b·c·d·L, MLP 4·b·d·d_ff·L, LM head 2·b·d·V.
+    /// FLOPs of the step (GPT-2: projections 8·b·d²·L, scores and weighted
+    /// sum 4·b·c·d·L, MLP 4·b·d·d_ff·L, LM head 2·b·d·V).
     pub flops: Flops,
-    /// Weight bytes read per step: every block weight and the LM head (the
-    /// tied token embedding), as each is used once per step whatever b is.
+    /// Weight bytes read per step: every block weight and the LM head, as
+    /// each is used once per step whatever b is.
     pub weight_bytes: u64,
-    /// KV-cache bytes read per step: keys and values of c tokens, all layers:
-    /// 2·L·b·c·d·4. Also the cache's size in memory.
+    /// KV-cache bytes read per step: keys and values of c tokens, all
+    /// layers, 2·L·b·c·kv_heads·head_dim·4 (GPT-2: 2·L·b·c·d·4). Also the
+    /// cache's size in memory.
     pub kv_bytes: u64,
 }
 
@@ -143,23 +153,34 @@ fn graph_flops(ops: &[Operator], what: &'static str) -> Result<Flops, ShapeError
 impl Accounting {
     /// Counts everything, failing instead of overflowing.
     pub(crate) fn try_of(s: &Shape) -> Result<Self, ShapeError> {
-        let (l, d, ff, v, p) = (s.layers(), s.d_model(), s.d_ff(), s.vocab(), s.positions());
+        let (l, d, ff, v) = (s.layers(), s.d_model(), s.d_ff(), s.vocab());
         let (n, b, h) = (s.seq(), s.batch(), s.heads());
+        let (aw, kvw) = (s.attention_width(), s.kv_width());
+        let (qkv_width, yes) = (aw + 2 * kvw, |on: bool| u64::from(on));
 
         let c = Checked { what: "parameters" };
         let token_embedding = c.mul(&[v, d])?;
-        let position_embedding = c.mul(&[p, d])?;
-        // 2 LayerNorms (2d each) + QKV (3d² + 3d) + out (d² + d) + MLP (2·d·ff + ff + d).
+        let position_embedding = match s.position_encoding() {
+            PositionEncoding::Learned => c.mul(&[s.positions(), d])?,
+            PositionEncoding::Rope => 0,
+        };
+        let lm_head = if s.tie_embeddings() { 0 } else { token_embedding };
+        let norm = s.norm().params(d);
+        let dense_bias = yes(s.dense_bias());
+        // Per block: 2 norms, QKV (d·(h + 2·kv)·head_dim + bias), output
+        // (h·head_dim·d + bias), MLP (matrices · d·ff + biases).
+        let mlp_biases = c.mul(&[dense_bias, c.add(&[c.mul(&[s.mlp().matrices() - 1, ff])?, d])?])?;
         let per_layer = c.add(&[
-            c.mul(&[4, d])?,
-            c.mul(&[4, d, d])?,
-            c.mul(&[4, d])?,
-            c.mul(&[2, d, ff])?,
-            ff,
-            d,
+            c.mul(&[2, norm])?,
+            c.mul(&[d, qkv_width])?,
+            c.mul(&[yes(s.qkv_bias()), qkv_width])?,
+            c.mul(&[aw, d])?,
+            c.mul(&[dense_bias, d])?,
+            c.mul(&[s.mlp().matrices(), d, ff])?,
+            mlp_biases,
         ])?;
-        let non_embedding = c.add(&[c.mul(&[l, per_layer])?, c.mul(&[2, d])?])?;
-        let total = c.add(&[non_embedding, token_embedding, position_embedding])?;
+        let non_embedding = c.add(&[c.mul(&[l, per_layer])?, norm])?;
+        let total = c.add(&[non_embedding, token_embedding, position_embedding, lm_head])?;
 
         // FLOPs and the weights a step reads are the operator graph's sums:
         // the accounting counts the list the latency model prices.
@@ -179,20 +200,33 @@ impl Accounting {
                     acc.checked_add(op.kind.weight_bytes().checked_mul(op.count)?)
                 })
                 .ok_or(ShapeError::Overflow { what: "bytes" })?,
-            kv_bytes: c.mul(&[e, 2, l, b, n, d])?,
+            kv_bytes: c.mul(&[e, 2, l, b, n, kvw])?,
         };
         let residual = c.mul(&[e, t, d])?;
         let scores = c.mul(&[e, b, h, n, n])?;
-        let block_peak = c.add(&[c.mul(&[e, 3, t, d])?, scores, c.mul(&[e, t, ff])?, residual])?;
-        // Per layer: 2 LayerNorms and 2 residual adds over T·d, GELU over T·ff,
-        // softmax over b·h·n² (each element read and written once).
-        let per_layer_elements = c.add(&[c.mul(&[4, t, d])?, c.mul(&[t, ff])?, c.mul(&[b, h, n, n])?])?;
+        let hidden = c.mul(&[e, s.mlp().matrices() - 1, t, ff])?;
+        let block_peak = c.add(&[c.mul(&[e, t, qkv_width])?, scores, hidden, residual])?;
+        // Per layer: 2 norms and 2 residual adds over T·d, the activation
+        // over T·ff (gated: the SiLU and the product, 2·T·ff), rotary
+        // embeddings over the queries and keys, softmax over b·h·n² (each
+        // element read and written once).
+        let rope = match s.position_encoding() {
+            PositionEncoding::Rope => c.mul(&[t, aw + kvw])?,
+            PositionEncoding::Learned => 0,
+        };
+        let per_layer_elements = c.add(&[
+            c.mul(&[4, t, d])?,
+            c.mul(&[s.mlp().matrices() - 1, t, ff])?,
+            rope,
+            c.mul(&[b, h, n, n])?,
+        ])?;
         Ok(Accounting {
             params: Params {
                 total,
                 non_embedding,
                 token_embedding,
                 position_embedding,
+                lm_head,
                 per_layer,
             },
             flops,

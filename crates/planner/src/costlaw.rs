@@ -329,7 +329,13 @@ mod tests {
     use super::*;
 
     fn linear(batch: u64, rows: u64, k: u64, n: u64) -> OpKind {
-        OpKind::Linear { batch, rows, k, n }
+        OpKind::Linear {
+            batch,
+            rows,
+            k,
+            n,
+            bias: true,
+        }
     }
 
     fn law(base: BaseLaw, smoothing: Option<f64>, points: Vec<LawPoint>) -> ClassLaw {

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-/// Why a shape is not a valid GPT-2-style decoder.
+/// Why a shape is not a valid decoder.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ShapeError {
     /// A dimension that must be at least 1 was 0.
@@ -18,6 +18,22 @@ pub enum ShapeError {
         d_model: u64,
         /// Heads.
         heads: u64,
+    },
+    /// The key/value heads do not divide the query heads.
+    #[error("kv_heads ({kv_heads}) must divide heads ({heads}); valid kv_heads: {valid}")]
+    KvHeadsDoNotDivide {
+        /// Query heads.
+        heads: u64,
+        /// Key/value heads given.
+        kv_heads: u64,
+        /// The divisors of heads.
+        valid: String,
+    },
+    /// Rotary embeddings rotate pairs of features.
+    #[error("head_dim ({head_dim}) must be even with rope positions (rotary embeddings rotate pairs)")]
+    OddRopeHeadDim {
+        /// Head size.
+        head_dim: u64,
     },
     /// The sequence is longer than the learned position table.
     #[error("seq ({seq}) must not exceed positions ({positions})")]

@@ -400,14 +400,17 @@ const SERIAL_GEMM_MAX_MULADDS: u64 = 192 * 192 * 192;
 /// b × MB of the decode step's block weight matrices multiplied on one thread,
 /// when b > 1 (see [`Term::DecodeSerialGemmWeightMb`]).
 fn serial_gemm_weight_mb(shape: &Shape) -> f64 {
-    let (b, d, ff) = (shape.batch(), shape.d_model(), shape.d_ff());
+    let b = shape.batch();
     if b == 1 {
         return 0.0;
     }
-    // Per block: QKV (d × 3d), output projection (d × d), MLP in and out.
-    let serial: u64 = [(d, 3 * d), (d, d), (d, ff), (ff, d)]
+    // Per block: the linear layers of the decode step (QKV, output, MLP).
+    let serial: u64 = crate::operators::graph(shape, crate::Phase::Decode)
         .iter()
-        .map(|&(k, n)| k * n)
+        .filter_map(|o| match o.kind {
+            crate::operators::OpKind::Linear { k, n, .. } => Some(k * n),
+            _ => None,
+        })
         .filter(|&kn| b.saturating_mul(kn) < SERIAL_GEMM_MAX_MULADDS)
         .sum();
     (b * shape.layers() * serial * crate::accounting::BYTES_PER_ELEMENT) as f64 / 1e6

@@ -5,6 +5,7 @@
 //! and the WebAssembly page all call the same functions and get the same numbers.
 
 pub mod accounting;
+pub mod architecture;
 pub mod chart;
 pub mod compose;
 pub mod confidence;
@@ -13,6 +14,7 @@ pub mod crossover;
 pub mod error;
 pub mod features;
 pub mod format;
+pub mod hf_config;
 pub mod machine;
 pub mod memory;
 pub mod model;
@@ -21,11 +23,13 @@ pub mod operators;
 pub mod phase;
 pub mod plan;
 pub mod predict;
+pub mod presets;
 pub mod profile;
 pub mod recommend;
 pub mod shape;
 
 pub use accounting::Accounting;
+pub use architecture::{Mlp, Norm, PositionEncoding};
 pub use error::{PlanError, ProfileError, ShapeError};
 pub use features::{Component, Term};
 pub use model::LatencyModel;

@@ -103,8 +103,16 @@ pub fn estimate(shape: &Shape, phase: Phase) -> MemoryEstimate {
     let t = b.saturating_mul(queries);
     let mul = |xs: &[u64]| xs.iter().fold(1u64, |acc, &x| acc.saturating_mul(x));
     let scores = mul(&[b, h, queries, keys]);
-    let attention = mul(&[t, d, 9]).saturating_add(mul(&[2, scores]));
-    let mlp = mul(&[t, d, 3]).saturating_add(mul(&[2, t, ff]));
+    // Attention: the input and its norm (2·d), QKV and its split into heads
+    // (2·(h + 2·kv)·head_dim), the attended heads (h·head_dim) — GPT-2's
+    // 9·T·d — and the scores with their softmax (grouped queries fold into
+    // query rows, so as many scores as with h heads).
+    let (aw, kvw) = (shape.attention_width(), shape.kv_width());
+    let per_token = 2 * d + 2 * (aw + 2 * kvw) + aw;
+    let attention = mul(&[t, per_token]).saturating_add(mul(&[2, scores]));
+    // MLP: input, output and the hidden activations (gated: gate, up, product).
+    let hidden = if shape.mlp() == crate::Mlp::Gated { 3 } else { 2 };
+    let mlp = mul(&[t, d, 3]).saturating_add(mul(&[hidden, t, ff]));
     let lm_head = mul(&[t, d]).saturating_add(mul(&[2, t, v]));
     let activations = attention.max(mlp).max(lm_head).saturating_mul(BYTES_PER_ELEMENT);
     let weights = a.bytes.weights;

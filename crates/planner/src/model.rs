@@ -150,6 +150,21 @@ impl LatencyModel {
         }
     }
 
+    /// Why this model cannot price `shape`: an operator model without a law
+    /// for one of the shape's operator classes (a profile measured before
+    /// today's architectures has none for RMSNorm, RoPE or the gated MLP).
+    pub fn cannot_price(&self, shape: &Shape) -> Option<String> {
+        match self {
+            LatencyModel::Operators { phase, laws, .. } => operator_sum(laws, shape, *phase).err().map(|e| {
+                format!(
+                    "{e}: its operator model cannot price {}",
+                    shape.architecture_suffix()
+                )
+            }),
+            _ => None,
+        }
+    }
+
     /// Checks that every number is finite and physics coefficients are non-negative.
     pub fn check(&self) -> Result<(), String> {
         let values: Vec<f64> = match self {

@@ -13,7 +13,8 @@ use crate::predict::{INTERVAL, Prediction, predict_all, predict_backend};
 use crate::profile::Profile;
 use crate::recommend::{Constraints, Recommendation, recommend};
 use crate::shape::{
-    DEFAULT_BATCH, DEFAULT_POSITIONS, DEFAULT_SEQ, DEFAULT_VOCAB, MAX_LAYERS, Shape, ShapeSpec,
+    ArchitectureSpec, DEFAULT_BATCH, DEFAULT_POSITIONS, DEFAULT_SEQ, DEFAULT_VOCAB, MAX_LAYERS, Shape,
+    ShapeSpec,
 };
 
 /// What the user asks: a shape, a budget, or both.
@@ -26,6 +27,15 @@ pub struct PlanRequest {
     pub d_model: Option<u64>,
     /// Heads (default d_model / 64).
     pub heads: Option<u64>,
+    /// Key/value heads, MLP, norm, positions, head, biases (default GPT-2's).
+    pub architecture: ArchitectureSpec,
+    /// Positions the model accepts (default: enough for the request, at
+    /// least GPT-2's 1024); with learned positions a table of this many rows.
+    pub positions: Option<u64>,
+    /// Recommendations: also vary the key/value heads.
+    pub vary_kv_heads: bool,
+    /// Recommendations: also vary the MLP ratio.
+    pub vary_mlp_ratio: bool,
     /// Sequence length.
     pub seq: u64,
     /// Batch size.
@@ -63,6 +73,10 @@ impl Default for PlanRequest {
             layers: None,
             d_model: None,
             heads: None,
+            architecture: ArchitectureSpec::default(),
+            positions: None,
+            vary_kv_heads: false,
+            vary_mlp_ratio: false,
             seq: DEFAULT_SEQ,
             batch: DEFAULT_BATCH,
             vocab: DEFAULT_VOCAB,
@@ -153,6 +167,9 @@ pub struct Plan {
     pub profile: String,
     /// The proposed shape, if one was given.
     pub shape: Option<Shape>,
+    /// Its architecture in words ([`Shape::describe_architecture`]).
+    #[serde(default)]
+    pub architecture: Option<String>,
     /// Its parameters.
     pub params: Option<PlanParams>,
     /// Its FLOPs per forward pass.
@@ -180,6 +197,10 @@ pub struct Plan {
     pub without_decode: Vec<String>,
     /// Backends of the profile without measured memory overheads.
     pub without_memory: Vec<String>,
+    /// Backends (or their decode models) left out because their operator
+    /// model has no law for an operator of this architecture, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpriced: Vec<String>,
 }
 
 fn invalid(message: String) -> PlanError {
@@ -248,11 +269,12 @@ impl PlanRequest {
         }
     }
 
-    /// Learned positions: enough for the prompt, the decode context and the
-    /// generated tokens (at least GPT-2's 1024).
+    /// Positions: the request's, else enough for the prompt, the decode
+    /// context and the generated tokens (at least GPT-2's 1024).
     fn positions(&self) -> u64 {
         let generated = self.seq.saturating_add(self.output_tokens.unwrap_or(0));
-        DEFAULT_POSITIONS.max(self.seq).max(self.context).max(generated)
+        self.positions
+            .unwrap_or_else(|| DEFAULT_POSITIONS.max(self.seq).max(self.context).max(generated))
     }
 
     /// The proposed shape, if layers and width are given.
@@ -264,7 +286,7 @@ impl PlanRequest {
     }
 
     fn spec(&self, layers: u64, d_model: u64, heads: Option<u64>) -> ShapeSpec {
-        ShapeSpec {
+        self.architecture.apply(ShapeSpec {
             layers,
             d_model,
             heads,
@@ -273,7 +295,7 @@ impl PlanRequest {
             batch: Some(self.batch),
             positions: Some(self.positions()),
             ..ShapeSpec::default()
-        }
+        })
     }
 
     /// The recommendation constraints for a budget.
@@ -283,6 +305,8 @@ impl PlanRequest {
             max_layers: self.max_layers,
             head_size: self.head_size,
             tolerance: self.tolerance_pct / 100.0,
+            vary_kv_heads: self.vary_kv_heads,
+            vary_mlp_ratio: self.vary_mlp_ratio,
             ..Constraints::new(budget)
         }
     }
@@ -294,6 +318,8 @@ impl PlanRequest {
 struct Resolved {
     /// Narrowed to the backends that can answer the objective.
     profile: Profile,
+    /// What was left out because its operator model cannot price the shape.
+    unpriced: Vec<String>,
     proposed: Option<Shape>,
     base: Shape,
     budget: Option<u64>,
@@ -320,15 +346,55 @@ fn resolve(profile: &Profile, request: &PlanRequest) -> Result<Resolved, PlanErr
         )));
     }
     let proposed = request.proposed()?;
+    let probe_shape = match proposed {
+        Some(s) => Some(s),
+        None => {
+            let heads = request.architecture.kv_heads.unwrap_or(1);
+            request
+                .spec(1, heads.saturating_mul(request.head_size), Some(heads))
+                .validate()
+                .ok()
+        }
+    };
+    let mut unpriced = vec![];
+    if let Some(shape) = probe_shape {
+        for b in &mut profile.backends {
+            if let Some(why) = b.decode.as_ref().and_then(|d| d.model.cannot_price(&shape)) {
+                unpriced.push(format!("{} decode: {why}", b.backend));
+                b.decode = None;
+            }
+        }
+        profile.backends.retain(|b| match b.model.cannot_price(&shape) {
+            Some(why) => {
+                unpriced.push(format!("{}: {why}", b.backend));
+                false
+            }
+            None => objective.supported_by(b),
+        });
+        if profile.backends.is_empty() {
+            return Err(invalid(format!(
+                "no backend of profile `{}` can price this architecture: {}",
+                profile.name,
+                unpriced.join("; ")
+            )));
+        }
+    }
     let base = match proposed {
         Some(s) => s,
-        None => request.spec(1, 64, None).validate()?,
+        // A budget alone: one block of heads of `head_size` (as many as the
+        // key/value heads asked for, so they divide).
+        None => {
+            let heads = request.architecture.kv_heads.unwrap_or(1);
+            let d_model = heads.saturating_mul(request.head_size);
+            request.spec(1, d_model, Some(heads)).validate()?
+        }
     };
     let budget = request
         .budget
         .or(proposed.map(|s| s.accounting().params.non_embedding));
     Ok(Resolved {
         profile,
+        unpriced,
         proposed,
         base,
         budget,
@@ -402,6 +468,7 @@ fn end_to_end(profile: &Profile, shape: &Shape, output: u64) -> Vec<EndToEnd> {
 pub fn plan(profile: &Profile, request: &PlanRequest) -> Result<Plan, PlanError> {
     let Resolved {
         profile,
+        unpriced,
         proposed,
         base,
         budget,
@@ -456,6 +523,7 @@ pub fn plan(profile: &Profile, request: &PlanRequest) -> Result<Plan, PlanError>
     Ok(Plan {
         profile: profile.name.clone(),
         shape: proposed,
+        architecture: proposed.map(|s| s.describe_architecture()),
         params: proposed.map(|s| {
             let a = s.accounting();
             PlanParams {
@@ -479,6 +547,7 @@ pub fn plan(profile: &Profile, request: &PlanRequest) -> Result<Plan, PlanError>
             .collect(),
         without_decode: names_where(&profile, |b| b.decode.is_none()),
         without_memory: names_where(&profile, |b| b.memory.is_none()),
+        unpriced,
     })
 }
 
@@ -508,6 +577,7 @@ pub fn charts(profile: &Profile, request: &PlanRequest) -> Result<PlanCharts, Pl
         base,
         budget,
         objective,
+        ..
     } = resolve(profile, request)?;
     let depth_svg = budget.map(|b| {
         render_svg(&depth_chart(

@@ -145,7 +145,18 @@ pub fn predict_backend(b: &BackendProfile, shape: &Shape) -> Prediction {
         let share = top.ms / latency_ms;
         regime.push_str(&format!(", {} {:.0}%", top.component.label(), 100.0 * share));
     }
-    let outside: Vec<String> = b.validity.outside(shape).into_iter().map(String::from).collect();
+    let outside: Vec<String> = b
+        .validity
+        .outside(shape)
+        .into_iter()
+        .map(|name| match name {
+            "architecture" => format!(
+                "architecture ({} never measured)",
+                b.validity.unmeasured_features(shape).join(", ")
+            ),
+            other => other.to_string(),
+        })
+        .collect();
     let expected_error_pct = expected_error_pct(b, shape);
     Prediction {
         backend: b.backend.clone(),

@@ -162,10 +162,15 @@ pub struct Validity {
     pub vocab: [u64; 2],
     /// Total parameters.
     pub params_total: [u64; 2],
+    /// The architectural features measured ([`Shape::architecture_features`]);
+    /// absent in profiles fitted before them, whose shapes were all GPT-2-style.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architecture_features: Vec<String>,
 }
 
 impl Validity {
-    /// Names of the dimensions of `shape` outside the measured ranges.
+    /// Names of the dimensions of `shape` outside the measured ranges
+    /// (`architecture` when it has a feature no measured shape had).
     pub fn outside(&self, shape: &Shape) -> Vec<&'static str> {
         let checks = [
             ("layers", shape.layers(), self.layers),
@@ -176,10 +181,23 @@ impl Validity {
             ("vocab", shape.vocab(), self.vocab),
             ("params", shape.accounting().params.total, self.params_total),
         ];
-        checks
+        let mut outside: Vec<&'static str> = checks
             .into_iter()
             .filter(|(_, v, [lo, hi])| v < lo || v > hi)
             .map(|(name, _, _)| name)
+            .collect();
+        if !self.unmeasured_features(shape).is_empty() {
+            outside.push("architecture");
+        }
+        outside
+    }
+
+    /// The features of `shape`'s architecture that no measured shape had.
+    pub fn unmeasured_features(&self, shape: &Shape) -> Vec<&'static str> {
+        shape
+            .architecture_features()
+            .into_iter()
+            .filter(|f| !self.architecture_features.iter().any(|m| m == f))
             .collect()
     }
 }

@@ -19,6 +19,31 @@ pub struct Constraints {
     pub max_layers: u64,
     /// Width of one head (d_model is a multiple of it; small widths use one head).
     pub head_size: u64,
+    /// Also try other counts of key/value heads (query heads per key/value
+    /// head 1, 2, 4, 8), each at the depths and widths that keep the budget.
+    #[serde(default)]
+    pub vary_kv_heads: bool,
+    /// Also try other MLP widths (d_ff / d_model: GELU 2, 3, 4, 6; gated 2,
+    /// 8/3, 3.5, 4), each at the depths and widths that keep the budget.
+    #[serde(default)]
+    pub vary_mlp_ratio: bool,
+}
+
+/// The MLP widths tried per d_model when the ratio varies (`None`: the default rule).
+fn mlp_ratios(mlp: crate::Mlp) -> [Option<f64>; 4] {
+    match mlp {
+        crate::Mlp::Gelu => [Some(2.0), Some(3.0), None, Some(6.0)],
+        crate::Mlp::Gated => [Some(2.0), None, Some(3.5), Some(4.0)],
+    }
+}
+
+/// One architectural variant of the base searched at every depth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Variant {
+    /// Query heads per key/value head.
+    group: u64,
+    /// d_ff / d_model, or the base's (a ratio kept, or the default rule).
+    mlp_ratio: Option<f64>,
 }
 
 /// Default accepted deviation from the budget (a fraction).
@@ -39,7 +64,29 @@ impl Constraints {
             min_layers: DEFAULT_MIN_LAYERS,
             max_layers: DEFAULT_MAX_LAYERS,
             head_size: DEFAULT_HEAD_SIZE,
+            vary_kv_heads: false,
+            vary_mlp_ratio: false,
         }
+    }
+
+    fn variants(&self, base: &Shape) -> Vec<Variant> {
+        let groups: Vec<u64> = if self.vary_kv_heads {
+            let mut g = vec![base.group_size(), 1, 2, 4, 8];
+            g.sort();
+            g.dedup();
+            g
+        } else {
+            vec![base.group_size()]
+        };
+        let ratios: Vec<Option<f64>> = if self.vary_mlp_ratio {
+            mlp_ratios(base.mlp()).to_vec()
+        } else {
+            vec![None]
+        };
+        groups
+            .iter()
+            .flat_map(|&group| ratios.iter().map(move |&mlp_ratio| Variant { group, mlp_ratio }))
+            .collect()
     }
 }
 
@@ -52,6 +99,12 @@ pub struct Candidate {
     pub d_model: u64,
     /// Heads.
     pub heads: u64,
+    /// Key/value heads.
+    #[serde(default)]
+    pub kv_heads: u64,
+    /// MLP width.
+    #[serde(default)]
+    pub d_ff: u64,
     /// Non-embedding params.
     pub params_non_embedding: u64,
     /// Total params.
@@ -92,11 +145,29 @@ pub struct Recommendation {
     pub best_shallow_wide: Option<Candidate>,
     /// Fastest candidate deeper than the proposal (or than the median depth).
     pub best_deep_narrow: Option<Candidate>,
+    /// What each axis buys, when key/value heads or the MLP ratio vary too:
+    /// depth and width alone, then each further axis on top.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub axes: Vec<AxisGain>,
 }
 
-fn widths_for(c: &Constraints, layers: u64) -> Vec<u64> {
-    // 12·L·d² ≈ budget, solved for d, then snapped to multiples of the head size.
-    let ideal = (c.budget_non_embedding as f64 / (12.0 * layers as f64)).sqrt();
+/// The best candidate reachable by changing one more axis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AxisGain {
+    /// `depth and width`, `kv heads` or `mlp ratio`.
+    pub axis: String,
+    /// The fastest candidate that keeps every other axis at the base's.
+    pub best: Candidate,
+    /// Latency of the axis's reference (the proposal for depth and width;
+    /// the best depth-and-width candidate for the others) / `best`'s.
+    pub speedup: f64,
+}
+
+/// Widths whose non-embedding parameters at `layers` come near the budget
+/// for blocks of `per_d2` parameters per d_model² (GPT-2: 12), snapped to
+/// multiples of the head size.
+fn widths_for(c: &Constraints, layers: u64, per_d2: f64) -> Vec<u64> {
+    let ideal = (c.budget_non_embedding as f64 / (per_d2 * layers as f64)).sqrt();
     let step = if ideal < c.head_size as f64 * 2.0 {
         16
     } else {
@@ -108,32 +179,117 @@ fn widths_for(c: &Constraints, layers: u64) -> Vec<u64> {
     v
 }
 
+/// The base changed to `variant` at depth `layers` and width `d`.
+fn variant_shape(base: &Shape, variant: Variant, layers: u64, d: u64, head_size: u64) -> Option<Shape> {
+    let heads = if d >= head_size && d.is_multiple_of(head_size) {
+        d / head_size
+    } else {
+        1
+    };
+    if !heads.is_multiple_of(variant.group) && heads >= variant.group {
+        return None;
+    }
+    let kv_heads = (heads / variant.group).max(1);
+    let d_ff = variant
+        .mlp_ratio
+        .map(|r| ((r * d as f64 / 16.0).round() as u64 * 16).max(16));
+    let same_ratio = variant.group == base.group_size() && variant.mlp_ratio.is_none();
+    if same_ratio {
+        return base.with_depth_width(layers, d, heads).ok();
+    }
+    let spec = crate::ShapeSpec {
+        layers,
+        d_model: d,
+        heads: Some(heads),
+        kv_heads: Some(kv_heads),
+        head_dim: None,
+        d_ff: d_ff.or(Some(crate::architecture::default_d_ff(base.mlp(), d))),
+        ..crate::ShapeSpec::from(*base)
+    };
+    spec.validate().ok()
+}
+
+/// Block parameters per d_model² of `variant` (2 + 2/g attention matrices,
+/// MLP matrices · ratio), what the widths at a depth are solved for.
+fn params_per_d2(base: &Shape, variant: Variant) -> f64 {
+    let ratio = variant
+        .mlp_ratio
+        .unwrap_or(base.d_ff() as f64 / base.d_model() as f64);
+    2.0 + 2.0 / variant.group as f64 + base.mlp().matrices() as f64 * ratio
+}
+
 /// Valid shapes within the budget's tolerance, by depth; at each depth the
-/// width closest to the budget comes first. Sequence, batch and vocabulary
-/// are those of `base`.
+/// width closest to the budget comes first. Sequence, batch, vocabulary and
+/// architecture are those of `base`; key/value heads and the MLP ratio vary
+/// too where the constraints say.
 pub fn iso_parameter_shapes(base: &Shape, c: &Constraints) -> Vec<Shape> {
     let budget = c.budget_non_embedding as f64;
+    let variants = c.variants(base);
     let mut shapes = vec![];
     for layers in c.min_layers.max(1)..=c.max_layers.max(c.min_layers.max(1)) {
         let mut at_depth: Vec<(f64, Shape)> = vec![];
-        for d in widths_for(c, layers) {
-            let heads = if d >= c.head_size && d % c.head_size == 0 {
-                d / c.head_size
-            } else {
-                1
-            };
-            let Ok(shape) = base.with_depth_width(layers, d, heads) else {
-                continue;
-            };
-            let off = (shape.accounting().params.non_embedding as f64 / budget - 1.0).abs();
-            if off <= c.tolerance {
-                at_depth.push((off, shape));
+        for &variant in &variants {
+            for d in widths_for(c, layers, params_per_d2(base, variant)) {
+                let Some(shape) = variant_shape(base, variant, layers, d, c.head_size) else {
+                    continue;
+                };
+                let off = (shape.accounting().params.non_embedding as f64 / budget - 1.0).abs();
+                if off <= c.tolerance && !at_depth.iter().any(|(_, s)| *s == shape) {
+                    at_depth.push((off, shape));
+                }
             }
         }
         at_depth.sort_by(|a, b| a.0.total_cmp(&b.0));
         shapes.extend(at_depth.into_iter().map(|(_, s)| s));
     }
     shapes
+}
+
+/// What each axis buys: depth and width alone against the proposal (or the
+/// median-depth candidate), then key/value heads and the MLP ratio each on
+/// top of the best depth and width. Empty unless another axis varies.
+fn axis_gains(
+    base: &Shape,
+    c: &Constraints,
+    candidates: &[Candidate],
+    proposed_ms: Option<f64>,
+) -> Vec<AxisGain> {
+    if !c.vary_kv_heads && !c.vary_mlp_ratio {
+        return vec![];
+    }
+    let base_ratio = base.d_ff() as f64 / base.d_model() as f64;
+    let same_group = |x: &Candidate| x.heads / x.kv_heads.max(1) == base.group_size().min(x.heads);
+    let same_ratio = |x: &Candidate| {
+        let r = x.d_ff as f64 / x.d_model as f64;
+        (r - base_ratio).abs() < 0.02 * base_ratio
+            || x.d_ff == crate::architecture::default_d_ff(base.mlp(), x.d_model)
+                && base.d_ff() == crate::architecture::default_d_ff(base.mlp(), base.d_model())
+    };
+    // Candidates are sorted fastest first: the first match is the best.
+    let Some(depth_width) = candidates.iter().find(|x| same_group(x) && same_ratio(x)) else {
+        return vec![];
+    };
+    let mut gains = vec![AxisGain {
+        axis: "depth and width".into(),
+        best: depth_width.clone(),
+        speedup: proposed_ms.unwrap_or(depth_width.latency_ms) / depth_width.latency_ms,
+    }];
+    let mut on_top = |axis: &str, keep: &dyn Fn(&Candidate) -> bool| {
+        if let Some(best) = candidates.iter().find(|x| keep(x)) {
+            gains.push(AxisGain {
+                axis: axis.into(),
+                best: best.clone(),
+                speedup: depth_width.latency_ms / best.latency_ms,
+            });
+        }
+    };
+    if c.vary_kv_heads {
+        on_top("kv heads", &|x| same_ratio(x));
+    }
+    if c.vary_mlp_ratio {
+        on_top("mlp ratio", &|x| same_group(x));
+    }
+    gains
 }
 
 /// Enumerates shapes at the budget, predicts them on every backend by
@@ -171,6 +327,8 @@ pub fn recommend(
             layers: shape.layers(),
             d_model: shape.d_model(),
             heads: shape.heads(),
+            kv_heads: shape.kv_heads(),
+            d_ff: shape.d_ff(),
             params_non_embedding: a.params.non_embedding,
             params_total: a.params.total,
             backend: b.backend.clone(),
@@ -204,7 +362,9 @@ pub fn recommend(
     });
     let best_shallow_wide = candidates.iter().find(|c| c.layers < pivot).cloned();
     let best_deep_narrow = candidates.iter().find(|c| c.layers > pivot).cloned();
+    let axes = axis_gains(base, c, &candidates, proposed_ms);
     Recommendation {
+        axes,
         objective,
         constraints: c.clone(),
         proposed_ms,

@@ -1,8 +1,10 @@
-//! A validated GPT-2-style decoder shape.
+//! A validated decoder shape: GPT-2-style by default, Llama-style (grouped-query
+//! attention, gated MLP, RMSNorm, RoPE, untied head, no biases) when asked.
 
 use serde::{Deserialize, Serialize};
 
 use crate::accounting::Accounting;
+use crate::architecture::{Mlp, Norm, PositionEncoding, default_d_ff};
 use crate::error::ShapeError;
 
 /// Default vocabulary: GPT-2's BPE vocabulary.
@@ -24,6 +26,8 @@ pub const MAX_VOCAB: u64 = 10_000_000;
 pub const MAX_POSITIONS: u64 = 1_048_576;
 /// Largest accepted batch.
 pub const MAX_BATCH: u64 = 65_536;
+/// Largest accepted head size.
+pub const MAX_HEAD_DIM: u64 = 4096;
 
 /// The dimensions of a decoder as a user writes them; `None` takes the default.
 ///
@@ -34,18 +38,104 @@ pub struct ShapeSpec {
     pub layers: u64,
     /// Residual width d_model.
     pub d_model: u64,
-    /// Attention heads h (default d_model / 64, at least 1).
+    /// Attention (query) heads h (default d_model / 64, at least 1).
     pub heads: Option<u64>,
-    /// MLP hidden width (default 4·d_model).
+    /// Key/value heads (default h: multi-head attention; 1: multi-query;
+    /// between: grouped-query). Must divide h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u64>,
+    /// Width of one head (default d_model / h; given, the attention's width
+    /// h·head_dim may differ from d_model, as in Gemma).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<u64>,
+    /// MLP hidden width (default [`default_d_ff`]: 4·d for GELU, the Llama
+    /// rule for gated).
     pub d_ff: Option<u64>,
+    /// The MLP (default GELU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<Mlp>,
+    /// The normalisation (default LayerNorm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<Norm>,
+    /// How positions enter (default a learned table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_encoding: Option<PositionEncoding>,
+    /// Whether the LM head is the token embedding (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_embeddings: Option<bool>,
+    /// Biases on the query/key/value projections (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qkv_bias: Option<bool>,
+    /// Biases on the output projection and the MLP matrices (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense_bias: Option<bool>,
     /// Vocabulary size V (default 50257).
     pub vocab: Option<u64>,
-    /// Learned positions (default 1024).
+    /// Positions the model accepts: the learned table's rows, or RoPE's
+    /// maximum context (default 1024).
     pub positions: Option<u64>,
     /// Sequence length n of one forward pass (default 128).
     pub seq: Option<u64>,
     /// Batch size b (default 1).
     pub batch: Option<u64>,
+}
+
+/// The architectural fields of a [`ShapeSpec`], as a request carries them
+/// beside depth and width (`None` takes the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchitectureSpec {
+    /// Key/value heads.
+    pub kv_heads: Option<u64>,
+    /// Head size.
+    pub head_dim: Option<u64>,
+    /// MLP hidden width.
+    pub d_ff: Option<u64>,
+    /// The MLP.
+    pub mlp: Option<Mlp>,
+    /// The normalisation.
+    pub norm: Option<Norm>,
+    /// How positions enter.
+    pub position_encoding: Option<PositionEncoding>,
+    /// Tied LM head.
+    pub tie_embeddings: Option<bool>,
+    /// QKV biases.
+    pub qkv_bias: Option<bool>,
+    /// Output projection and MLP biases.
+    pub dense_bias: Option<bool>,
+}
+
+impl ArchitectureSpec {
+    /// The architecture of `spec`.
+    pub fn of(spec: &ShapeSpec) -> Self {
+        Self {
+            kv_heads: spec.kv_heads,
+            head_dim: spec.head_dim,
+            d_ff: spec.d_ff,
+            mlp: spec.mlp,
+            norm: spec.norm,
+            position_encoding: spec.position_encoding,
+            tie_embeddings: spec.tie_embeddings,
+            qkv_bias: spec.qkv_bias,
+            dense_bias: spec.dense_bias,
+        }
+    }
+
+    /// `spec` with these fields.
+    pub fn apply(self, spec: ShapeSpec) -> ShapeSpec {
+        ShapeSpec {
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            d_ff: self.d_ff,
+            mlp: self.mlp,
+            norm: self.norm,
+            position_encoding: self.position_encoding,
+            tie_embeddings: self.tie_embeddings,
+            qkv_bias: self.qkv_bias,
+            dense_bias: self.dense_bias,
+            ..spec
+        }
+    }
 }
 
 impl ShapeSpec {
@@ -61,11 +151,28 @@ impl ShapeSpec {
     /// Checks every dimension and fills in the defaults.
     pub fn validate(self) -> Result<Shape, ShapeError> {
         let heads = self.heads.unwrap_or((self.d_model / 64).max(1));
+        let mlp = self.mlp.unwrap_or_default();
+        if self.head_dim.is_none() && heads > 0 && !self.d_model.is_multiple_of(heads) {
+            return Err(ShapeError::HeadsDoNotDivide {
+                d_model: self.d_model,
+                heads,
+            });
+        }
         let shape = Shape {
             layers: self.layers,
             d_model: self.d_model,
             heads,
-            d_ff: self.d_ff.unwrap_or(self.d_model.saturating_mul(4)),
+            kv_heads: self.kv_heads.unwrap_or(heads),
+            head_dim: self
+                .head_dim
+                .unwrap_or(self.d_model.checked_div(heads).unwrap_or(0)),
+            d_ff: self.d_ff.unwrap_or(default_d_ff(mlp, self.d_model)),
+            mlp,
+            norm: self.norm.unwrap_or_default(),
+            position_encoding: self.position_encoding.unwrap_or_default(),
+            tie_embeddings: self.tie_embeddings.unwrap_or(true),
+            qkv_bias: self.qkv_bias.unwrap_or(true),
+            dense_bias: self.dense_bias.unwrap_or(true),
             vocab: self.vocab.unwrap_or(DEFAULT_VOCAB),
             positions: self.positions.unwrap_or(DEFAULT_POSITIONS),
             seq: self.seq.unwrap_or(DEFAULT_SEQ),
@@ -80,7 +187,7 @@ impl ShapeSpec {
     }
 }
 
-/// A GPT-2-style decoder shape whose dimensions are known to be consistent.
+/// A decoder shape whose dimensions are known to be consistent.
 ///
 /// Fields are read through accessors so that an invalid shape cannot be built;
 /// (de)serialisation goes through [`ShapeSpec`] and validates.
@@ -90,7 +197,15 @@ pub struct Shape {
     layers: u64,
     d_model: u64,
     heads: u64,
+    kv_heads: u64,
+    head_dim: u64,
     d_ff: u64,
+    mlp: Mlp,
+    norm: Norm,
+    position_encoding: PositionEncoding,
+    tie_embeddings: bool,
+    qkv_bias: bool,
+    dense_bias: bool,
     vocab: u64,
     positions: u64,
     seq: u64,
@@ -112,7 +227,15 @@ impl From<Shape> for ShapeSpec {
             layers: s.layers,
             d_model: s.d_model,
             heads: Some(s.heads),
+            kv_heads: Some(s.kv_heads),
+            head_dim: Some(s.head_dim),
             d_ff: Some(s.d_ff),
+            mlp: Some(s.mlp),
+            norm: Some(s.norm),
+            position_encoding: Some(s.position_encoding),
+            tie_embeddings: Some(s.tie_embeddings),
+            qkv_bias: Some(s.qkv_bias),
+            dense_bias: Some(s.dense_bias),
             vocab: Some(s.vocab),
             positions: Some(s.positions),
             seq: Some(s.seq),
@@ -123,10 +246,12 @@ impl From<Shape> for ShapeSpec {
 
 impl Shape {
     fn check(&self) -> Result<Accounting, ShapeError> {
-        let dims: [(&'static str, u64, u64); 8] = [
+        let dims: [(&'static str, u64, u64); 10] = [
             ("layers", self.layers, MAX_LAYERS),
             ("d_model", self.d_model, MAX_D_MODEL),
             ("heads", self.heads, MAX_D_MODEL),
+            ("kv_heads", self.kv_heads, MAX_D_MODEL),
+            ("head_dim", self.head_dim, MAX_HEAD_DIM),
             ("d_ff", self.d_ff, 4 * MAX_D_MODEL),
             ("vocab", self.vocab, MAX_VOCAB),
             ("positions", self.positions, MAX_POSITIONS),
@@ -141,10 +266,16 @@ impl Shape {
                 return Err(ShapeError::TooLarge { name, value, max });
             }
         }
-        if !self.d_model.is_multiple_of(self.heads) {
-            return Err(ShapeError::HeadsDoNotDivide {
-                d_model: self.d_model,
+        if self.kv_heads > self.heads || !self.heads.is_multiple_of(self.kv_heads) {
+            return Err(ShapeError::KvHeadsDoNotDivide {
                 heads: self.heads,
+                kv_heads: self.kv_heads,
+                valid: divisors(self.heads),
+            });
+        }
+        if self.position_encoding == PositionEncoding::Rope && !self.head_dim.is_multiple_of(2) {
+            return Err(ShapeError::OddRopeHeadDim {
+                head_dim: self.head_dim,
             });
         }
         if self.seq > self.positions {
@@ -168,9 +299,154 @@ impl Shape {
     pub fn heads(&self) -> u64 {
         self.heads
     }
-    /// Width of one head, d_model / h.
+    /// Key/value heads (h for multi-head attention).
+    pub fn kv_heads(&self) -> u64 {
+        self.kv_heads
+    }
+    /// Query heads sharing one key/value head, h / kv_heads.
+    pub fn group_size(&self) -> u64 {
+        self.heads / self.kv_heads
+    }
+    /// Width of one head (d_model / h unless given).
     pub fn head_dim(&self) -> u64 {
-        self.d_model / self.heads
+        self.head_dim
+    }
+    /// Width of all query heads, h·head_dim (d_model unless head_dim was given).
+    pub fn attention_width(&self) -> u64 {
+        self.heads * self.head_dim
+    }
+    /// Width of all key (or value) heads, kv_heads·head_dim.
+    pub fn kv_width(&self) -> u64 {
+        self.kv_heads * self.head_dim
+    }
+    /// The MLP.
+    pub fn mlp(&self) -> Mlp {
+        self.mlp
+    }
+    /// The normalisation.
+    pub fn norm(&self) -> Norm {
+        self.norm
+    }
+    /// How positions enter.
+    pub fn position_encoding(&self) -> PositionEncoding {
+        self.position_encoding
+    }
+    /// Whether the LM head is the token embedding.
+    pub fn tie_embeddings(&self) -> bool {
+        self.tie_embeddings
+    }
+    /// Biases on the query/key/value projections.
+    pub fn qkv_bias(&self) -> bool {
+        self.qkv_bias
+    }
+    /// Biases on the output projection and the MLP.
+    pub fn dense_bias(&self) -> bool {
+        self.dense_bias
+    }
+    /// The architecture in words: `GQA: 32 query / 8 KV heads (group 4),
+    /// head 64 · gated MLP, d_ff 8192 · RMSNorm · RoPE · tied head · no biases`.
+    pub fn describe_architecture(&self) -> String {
+        let attention = match (self.kv_heads, self.heads) {
+            (kv, h) if kv == h => format!("MHA: {h} heads"),
+            (1, h) => format!("MQA: {h} query heads / 1 KV head"),
+            (kv, h) => format!("GQA: {h} query / {kv} KV heads (group {})", h / kv),
+        };
+        let mlp = match self.mlp {
+            Mlp::Gelu => format!("GELU MLP, d_ff {}", self.d_ff),
+            Mlp::Gated => format!("gated MLP (SwiGLU), d_ff {}", self.d_ff),
+        };
+        let norm = match self.norm {
+            Norm::LayerNorm => "LayerNorm",
+            Norm::RmsNorm => "RMSNorm",
+        };
+        let positions = match self.position_encoding {
+            PositionEncoding::Learned => format!("learned positions ({})", self.positions),
+            PositionEncoding::Rope => format!("RoPE (up to {})", self.positions),
+        };
+        let head = if self.tie_embeddings {
+            "tied head"
+        } else {
+            "untied head"
+        };
+        let biases = match (self.qkv_bias, self.dense_bias) {
+            (true, true) => "biases",
+            (false, false) => "no biases",
+            (true, false) => "QKV biases only",
+            (false, true) => "no QKV biases",
+        };
+        format!(
+            "{attention}, head {} · {mlp} · {norm} · {positions} · {head} · {biases}",
+            self.head_dim
+        )
+    }
+
+    /// The ways this architecture departs from GPT-2's, as features a
+    /// profile's measurements may or may not cover: `grouped-query attention`,
+    /// `own head size`, `gated MLP`, `RMSNorm`, `RoPE`, `untied head`,
+    /// `no QKV biases`, `no output/MLP biases`.
+    pub fn architecture_features(&self) -> Vec<&'static str> {
+        let mut f = vec![];
+        if self.kv_heads != self.heads {
+            f.push("grouped-query attention");
+        }
+        if self.head_dim * self.heads != self.d_model {
+            f.push("own head size");
+        }
+        if self.mlp == Mlp::Gated {
+            f.push("gated MLP");
+        }
+        if self.norm == Norm::RmsNorm {
+            f.push("RMSNorm");
+        }
+        if self.position_encoding == PositionEncoding::Rope {
+            f.push("RoPE");
+        }
+        if !self.tie_embeddings {
+            f.push("untied head");
+        }
+        if !self.qkv_bias {
+            f.push("no QKV biases");
+        }
+        if !self.dense_bias {
+            f.push("no output/MLP biases");
+        }
+        f
+    }
+
+    /// Whether every architectural choice is GPT-2's (MHA, head d/h, GELU
+    /// MLP, LayerNorm, learned positions, tied head, biases); d_ff may be any.
+    pub fn is_gpt2_style(&self) -> bool {
+        self.architecture_suffix().is_empty()
+    }
+    /// The architectural choices that differ from GPT-2's, as a short
+    /// stable tag (`kv8.gated.rmsnorm.rope.untied.nobias`; empty for GPT-2).
+    pub fn architecture_suffix(&self) -> String {
+        let mut parts: Vec<String> = vec![];
+        if self.kv_heads != self.heads {
+            parts.push(format!("kv{}", self.kv_heads));
+        }
+        if self.head_dim * self.heads != self.d_model {
+            parts.push(format!("dh{}", self.head_dim));
+        }
+        if self.mlp != Mlp::Gelu {
+            parts.push(self.mlp.name().into());
+        }
+        if self.norm != Norm::LayerNorm {
+            parts.push(self.norm.name().into());
+        }
+        if self.position_encoding != PositionEncoding::Learned {
+            parts.push(self.position_encoding.name().into());
+        }
+        if !self.tie_embeddings {
+            parts.push("untied".into());
+        }
+        match (self.qkv_bias, self.dense_bias) {
+            (true, true) => {}
+            (false, false) => parts.push("nobias".into()),
+            (true, false) => parts.push("qkvbias".into()),
+            (false, true) => parts.push("denseonly".into()),
+        }
+        parts.join(".")
     }
     /// MLP hidden width.
     pub fn d_ff(&self) -> u64 {
@@ -184,10 +460,12 @@ impl Shape {
     pub fn positions(&self) -> u64 {
         self.positions
     }
-    /// `L/d/h/d_ff/n/b/V/P`: every field, so two shapes have one key exactly
-    /// when they are equal (measurement files resume and pool by it).
+    /// `L/d/h/d_ff/n/b/V/P`, then `/` and [`Shape::architecture_suffix`]
+    /// where that is not empty: every field, so two shapes have one key
+    /// exactly when they are equal (measurement files resume and pool by it;
+    /// GPT-2-style shapes keep the keys they always had).
     pub fn key(&self) -> String {
-        key_of([
+        let key = key_of([
             self.layers,
             self.d_model,
             self.heads,
@@ -196,7 +474,13 @@ impl Shape {
             self.batch,
             self.vocab,
             self.positions,
-        ])
+        ]);
+        let suffix = self.architecture_suffix();
+        if suffix.is_empty() {
+            key
+        } else {
+            format!("{key}/{suffix}")
+        }
     }
     /// Sequence length n.
     pub fn seq(&self) -> u64 {
@@ -211,17 +495,43 @@ impl Shape {
         self.batch * self.seq
     }
 
-    /// The same shape with other depth, width and heads (d_ff scaled as 4·d when it was 4·d).
+    /// The same shape with other depth, width and heads: d_ff keeps its
+    /// ratio to d_model (the default rule when it followed it), the query
+    /// heads per key/value head stay, the head size becomes d_model / heads.
     pub fn with_depth_width(&self, layers: u64, d_model: u64, heads: u64) -> Result<Shape, ShapeError> {
-        let d_ff = if self.d_ff == 4 * self.d_model {
-            4 * d_model
+        let d_ff = if self.d_ff == default_d_ff(self.mlp, self.d_model) {
+            default_d_ff(self.mlp, d_model)
         } else {
-            self.d_ff
+            let scaled = (self.d_ff as u128 * d_model as u128).div_ceil(self.d_model as u128);
+            u64::try_from(scaled).unwrap_or(u64::MAX)
         };
+        // The nearest key/value head count at or below h / g that divides h.
+        let wanted = (heads / self.group_size()).max(1);
+        let kv_heads = (1..=wanted).rev().find(|k| heads.is_multiple_of(*k)).unwrap_or(1);
         ShapeSpec {
             layers,
             d_model,
             heads: Some(heads),
+            kv_heads: Some(kv_heads),
+            head_dim: None,
+            d_ff: Some(d_ff),
+            ..ShapeSpec::from(*self)
+        }
+        .validate()
+    }
+
+    /// The same shape with another count of key/value heads.
+    pub fn with_kv_heads(&self, kv_heads: u64) -> Result<Shape, ShapeError> {
+        ShapeSpec {
+            kv_heads: Some(kv_heads),
+            ..ShapeSpec::from(*self)
+        }
+        .validate()
+    }
+
+    /// The same shape with another MLP width.
+    pub fn with_d_ff(&self, d_ff: u64) -> Result<Shape, ShapeError> {
+        ShapeSpec {
             d_ff: Some(d_ff),
             ..ShapeSpec::from(*self)
         }
@@ -243,6 +553,15 @@ impl Shape {
     }
 }
 
+/// The divisors of `n` (the valid key/value head counts of n heads).
+fn divisors(n: u64) -> String {
+    let ds: Vec<String> = (1..=n.min(1 << 16))
+        .filter(|k| n.is_multiple_of(*k))
+        .map(|k| k.to_string())
+        .collect();
+    ds.join(", ")
+}
+
 /// The key of `[L, d_model, heads, d_ff, seq, batch, vocab, positions]`
 /// ([`Shape::key`]; files key unvalidated fields the same way).
 pub fn key_of(fields: [u64; 8]) -> String {
@@ -255,7 +574,12 @@ impl std::fmt::Display for Shape {
             f,
             "L={} d={} h={} n={} b={} V={}",
             self.layers, self.d_model, self.heads, self.seq, self.batch, self.vocab
-        )
+        )?;
+        let suffix = self.architecture_suffix();
+        if !suffix.is_empty() {
+            write!(f, " {suffix}")?;
+        }
+        Ok(())
     }
 }
 

@@ -148,7 +148,13 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
     for &d in a.widths {
         for &(batch, rows) in a.token_layouts {
             for (k, n) in [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)] {
-                ops.push(OpKind::Linear { batch, rows, k, n });
+                ops.push(OpKind::Linear {
+                    batch,
+                    rows,
+                    k,
+                    n,
+                    bias: true,
+                });
             }
         }
         for &tokens in a.tokens {
@@ -156,6 +162,10 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
                 ops.push(OpKind::LmHead { tokens, d, vocab });
             }
             ops.push(OpKind::LayerNorm {
+                rows: tokens,
+                width: d,
+            });
+            ops.push(OpKind::RmsNorm {
                 rows: tokens,
                 width: d,
             });
@@ -177,6 +187,28 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
                         kv: n,
                         d_head,
                         causal: true,
+                    });
+                }
+                // Grouped queries fold g query heads into g·q rows of one
+                // key/value head (`planner::operators::graph`): groups of 4 and 8.
+                for group in [4, 8] {
+                    let n = a.seqs[a.seqs.len() / 2];
+                    ops.push(OpKind::Attention {
+                        batch,
+                        heads,
+                        q: group * n,
+                        kv: n,
+                        d_head,
+                        causal: true,
+                    });
+                    let c = a.contexts[a.contexts.len() / 2];
+                    ops.push(OpKind::Attention {
+                        batch,
+                        heads,
+                        q: group,
+                        kv: c,
+                        d_head,
+                        causal: false,
                     });
                 }
                 for &c in a.contexts {
@@ -201,8 +233,25 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
     for &elements in a.elements {
         ops.push(OpKind::Gelu { elements });
         ops.push(OpKind::Add { elements });
+        ops.push(OpKind::SiluMul { elements });
     }
-    let ops: Vec<OpKind> = ops.into_iter().filter(|op| op.flops() <= a.max_flops).collect();
+    // Rotary embeddings over b·heads·positions head vectors.
+    for &d_head in a.head_sizes {
+        for &tokens in a.tokens {
+            for &heads in a.heads {
+                ops.push(OpKind::Rope {
+                    rows: tokens * heads,
+                    width: d_head,
+                });
+            }
+        }
+    }
+    // Rotary rows tokens × heads meet at equal products: each size once.
+    let mut seen = std::collections::HashSet::new();
+    let ops: Vec<OpKind> = ops
+        .into_iter()
+        .filter(|op| op.flops() <= a.max_flops && seen.insert(*op))
+        .collect();
     // Decode-style products and attention over a cache, cold as well: a
     // decode step re-reads weights and cache that may not stay in cache.
     let cold: Vec<Probe> = ops

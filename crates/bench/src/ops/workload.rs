@@ -4,8 +4,8 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use burn::nn::{EmbeddingConfig, LayerNormConfig, LinearConfig};
-use burn::tensor::activation::{gelu, gelu_approximate};
+use burn::nn::{EmbeddingConfig, LayerNormConfig, LinearConfig, RmsNormConfig, RotaryEncodingConfig};
+use burn::tensor::activation::{gelu, gelu_approximate, silu};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Int, Tensor};
@@ -134,10 +134,12 @@ fn cold(op: OpKind, set: u64, gelu_kind: Gelu, device: &Device) -> Run {
             rows,
             k,
             n: out,
+            bias,
         } => {
             let layers: Vec<_> = (0..n)
                 .map(|_| {
                     LinearConfig::new(usize_of(k), usize_of(out))
+                        .with_bias(bias)
                         .with_initializer(burn::nn::Initializer::Ones)
                         .init(device)
                 })
@@ -188,8 +190,16 @@ fn cold(op: OpKind, set: u64, gelu_kind: Gelu, device: &Device) -> Run {
 
 fn hot(op: OpKind, gelu_kind: Gelu, device: &Device) -> Run {
     match op {
-        OpKind::Linear { batch, rows, k, n } => {
-            let layer = LinearConfig::new(usize_of(k), usize_of(n)).init(device);
+        OpKind::Linear {
+            batch,
+            rows,
+            k,
+            n,
+            bias,
+        } => {
+            let layer = LinearConfig::new(usize_of(k), usize_of(n))
+                .with_bias(bias)
+                .init(device);
             let x = random([batch, rows, k], device);
             Box::new(move || Box::new(layer.forward(x.clone())))
         }
@@ -208,6 +218,32 @@ fn hot(op: OpKind, gelu_kind: Gelu, device: &Device) -> Run {
         } => {
             let h = usize_of(heads);
             let qkv = random([batch, q, 3 * heads * d_head], device);
+            if causal && q > kv {
+                // Grouped queries folded into rows, as the decoder runs
+                // them: keys of their own, a mask for causality.
+                let (k, v) = (
+                    random([batch, heads, kv, d_head], device),
+                    random([batch, heads, kv, d_head], device),
+                );
+                let (b, g, n) = (usize_of(batch), usize_of(q / kv), usize_of(kv));
+                let mask = crate::model::folded_causal_mask(b, h, g, n, n, device);
+                let queries = split(&qkv, 0, h);
+                let options = AttentionModuleOptions {
+                    scale: None,
+                    softcap: None,
+                    is_causal: false,
+                };
+                return Box::new(move || {
+                    Box::new(attention(
+                        queries.clone(),
+                        k.clone(),
+                        v.clone(),
+                        Some(mask.clone()),
+                        None,
+                        options,
+                    ))
+                });
+            }
             let cache = (!causal).then(|| {
                 (
                     random([batch, heads, kv, d_head], device),
@@ -250,6 +286,23 @@ fn hot(op: OpKind, gelu_kind: Gelu, device: &Device) -> Run {
             let norm = LayerNormConfig::new(usize_of(width)).init(device);
             let x = random([1, rows, width], device);
             Box::new(move || Box::new(norm.forward(x.clone())))
+        }
+        OpKind::RmsNorm { rows, width } => {
+            let norm = RmsNormConfig::new(usize_of(width)).init(device);
+            let x = random([1, rows, width], device);
+            Box::new(move || Box::new(norm.forward(x.clone())))
+        }
+        OpKind::Rope { rows, width } => {
+            // As the decoder rotates: `[1, rows, 1, width]` heads at position 0
+            // of a table of one position, i.e. Burn's `RotaryEncoding::apply`
+            // over `rows` head vectors.
+            let rope = RotaryEncodingConfig::new(1, usize_of(width)).init(device);
+            let x = random([1, rows, 1, width], device);
+            Box::new(move || Box::new(rope.apply(x.clone(), 0)))
+        }
+        OpKind::SiluMul { elements } => {
+            let (gate, up) = (random([1, elements], device), random([1, elements], device));
+            Box::new(move || Box::new(silu(gate.clone()) * up.clone()))
         }
         OpKind::Gelu { elements } => {
             let x = random([1, elements], device);
