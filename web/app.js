@@ -3,10 +3,13 @@
 // file reads fields, keeps the URL hash in sync, and renders with textContent
 // only, so no text from a profile or the address bar is ever parsed as HTML.
 
-import init, { Planner, duration, count, bytes, parse_count, max_profile_bytes } from "./pkg/chimera_web.js";
+import init, { Planner, duration, count, bytes, parse_count, max_profile_bytes, presets_json, read_config, max_config_bytes } from "./pkg/chimera_web.js";
 
-const FIELDS = ["layers", "d_model", "heads", "seq", "batch", "vocab", "mode", "context", "output", "budget", "backend", "profile"];
-const HASH_KEYS = { layers: "L", d_model: "d", heads: "h", seq: "n", batch: "b", vocab: "V", mode: "mode", context: "c", output: "out", budget: "budget", backend: "backend", profile: "profile" };
+const FIELDS = ["layers", "d_model", "heads", "kv_heads", "mlp", "d_ff", "norm", "positions", "head_dim", "max_positions", "head", "bias", "seq", "batch", "vocab", "mode", "context", "output", "budget", "vary_kv", "vary_mlp", "backend", "profile"];
+const HASH_KEYS = { layers: "L", d_model: "d", heads: "h", kv_heads: "kv", mlp: "mlp", d_ff: "ff", norm: "norm", positions: "pos", head_dim: "dh", max_positions: "P", head: "head", bias: "bias", seq: "n", batch: "b", vocab: "V", mode: "mode", context: "c", output: "out", budget: "budget", vary_kv: "varykv", vary_mlp: "varymlp", backend: "backend", profile: "profile" };
+// Select defaults (GPT-2): left out of the link.
+const DEFAULTS = { mlp: "gelu", norm: "layernorm", positions: "learned", head: "tied", bias: "all", mode: "prefill", profile: "embedded" };
+let presets = [];
 const TOP = 10;
 // As planner::Component::label prints them.
 const COMPONENT_LABELS = {
@@ -69,10 +72,25 @@ function readRequest() {
       return null;
     }
   };
+  const bias = $("bias").value;
   const request = {
     layers: read("layers"),
     d_model: read("d_model"),
     heads: read("heads", { optional: true }),
+    architecture: {
+      kv_heads: read("kv_heads", { optional: true }),
+      head_dim: read("head_dim", { optional: true }),
+      d_ff: read("d_ff", { optional: true }),
+      mlp: $("mlp").value === "gated" ? "gated" : "gelu",
+      norm: $("norm").value === "rmsnorm" ? "rmsnorm" : "layernorm",
+      position_encoding: $("positions").value === "rope" ? "rope" : "learned",
+      tie_embeddings: $("head").value !== "untied",
+      qkv_bias: bias !== "none",
+      dense_bias: bias === "all",
+    },
+    positions: read("max_positions", { optional: true }),
+    vary_kv_heads: $("vary_kv").checked,
+    vary_mlp_ratio: $("vary_mlp").checked,
     seq: read("seq"),
     batch: read("batch"),
     vocab: read("vocab"),
@@ -97,6 +115,9 @@ function readRequest() {
 // Planner errors name the field; show them next to it.
 function placePlannerError(message) {
   const rules = [
+    ["kv_heads", /kv_heads/],
+    ["head_dim", /head_dim/],
+    ["d_ff", /d_ff/],
     ["d_model", /d_model|d-model/],
     ["heads", /heads|head-size/],
     ["layers", /layers/],
@@ -147,6 +168,16 @@ function render(plan, charts) {
       `${count(plan.params.total)} parameters (${count(plan.params.non_embedding)} non-embedding) · ` +
       `${(plan.flops / 1e9).toFixed(1)} GFLOP per forward pass · profile: ${plan.profile}`;
     summary.appendChild(p);
+    const arch = document.createElement("p");
+    arch.id = "architecture";
+    arch.textContent = `Architecture: ${plan.architecture}`;
+    summary.appendChild(arch);
+    for (const why of plan.unpriced || []) {
+      const left = document.createElement("p");
+      left.className = "warn";
+      left.textContent = `Left out: ${why}.`;
+      summary.appendChild(left);
+    }
   }
   // Which machine the numbers describe: a profile of another machine predicts that machine.
   const machine = document.createElement("p");
@@ -185,6 +216,8 @@ function render(plan, charts) {
       cell(tr, String(c.layers), { class: "num" });
       cell(tr, String(c.d_model), { class: "num" });
       cell(tr, String(c.heads), { class: "num" });
+      cell(tr, String(c.kv_heads), { class: "num" });
+      cell(tr, String(c.d_ff), { class: "num" });
       cell(tr, count(c.params_non_embedding), { class: "num" });
       cell(tr, c.backend);
       cell(tr, duration(c.latency_ms), { class: "num" });
@@ -199,8 +232,16 @@ function render(plan, charts) {
       if (c) parts.push(`${label}: L=${c.layers} d=${c.d_model}, ${duration(c.latency_ms)} on ${c.backend} (${versus})`);
     }
     $("verdict").textContent = parts.join("; ");
+    const axes = (rec.axes || []).map((g) =>
+      `${g.axis}: ${g.speedup.toFixed(2)}× (L=${g.best.layers} d=${g.best.d_model} KV=${g.best.kv_heads} d_ff=${g.best.d_ff})`);
+    const most = (rec.axes || []).reduce((a, g) => (!a || g.speedup > a.speedup ? g : a), null);
+    $("axes").textContent = axes.length
+      ? `What each axis buys (depth and width vs the proposal, the others on top of the best depth and width): ${axes.join("; ")}.` +
+        (most && most.speedup > 1 ? ` The axis that buys the most: ${most.axis}.` : "")
+      : "";
   } else {
     $("verdict").textContent = "";
+    $("axes").textContent = "";
   }
   $("alternatives").hidden = !rec || rec.candidates.length === 0;
 
@@ -267,11 +308,16 @@ function renderDecode(plan) {
     : "";
 }
 
+function fieldValue(f) {
+  const el = $(f);
+  return el.type === "checkbox" ? (el.checked ? "1" : "") : el.value.trim();
+}
+
 function writeHash() {
   const params = new URLSearchParams();
   for (const f of FIELDS) {
-    const v = $(f).value.trim();
-    if (v !== "" && !(f === "profile" && v === "embedded")) params.set(HASH_KEYS[f], v);
+    const v = fieldValue(f);
+    if (v !== "" && DEFAULTS[f] !== v) params.set(HASH_KEYS[f], v);
   }
   const hash = "#" + params.toString();
   if (location.hash !== hash) history.replaceState(null, "", hash);
@@ -283,9 +329,62 @@ function readHash() {
     const v = params.get(HASH_KEYS[f]);
     if (v === null) continue;
     const el = $(f);
+    if (el.type === "checkbox") {
+      el.checked = v === "1";
+      continue;
+    }
     if (el.tagName === "SELECT" && ![...el.options].some((o) => o.value === v)) continue;
     el.value = v;
   }
+  // Selects absent from the link take their defaults.
+  for (const [f, v] of Object.entries(DEFAULTS)) {
+    if (params.get(HASH_KEYS[f]) === null && f !== "profile" && f !== "mode") $(f).value = v;
+  }
+}
+
+// Fills the fields from a shape spec (a preset's or a config's); fields it
+// leaves out are cleared to their defaults.
+function applySpec(spec) {
+  const set = (f, v) => { $(f).value = v === null || v === undefined ? "" : String(v); };
+  set("layers", spec.layers);
+  set("d_model", spec.d_model);
+  set("heads", spec.heads);
+  set("kv_heads", spec.kv_heads);
+  set("head_dim", spec.head_dim);
+  set("d_ff", spec.d_ff);
+  set("max_positions", spec.positions);
+  if (spec.vocab) set("vocab", spec.vocab);
+  $("mlp").value = spec.mlp || "gelu";
+  $("norm").value = spec.norm || "layernorm";
+  $("positions").value = spec.position_encoding || "learned";
+  $("head").value = spec.tie_embeddings === false ? "untied" : "tied";
+  const qkv = spec.qkv_bias !== false;
+  const dense = spec.dense_bias !== false;
+  $("bias").value = qkv && dense ? "all" : qkv ? "qkv" : "none";
+}
+
+function useConfigText(text) {
+  setError("config", "");
+  $("config-warnings").replaceChildren();
+  if (text.length > max_config_bytes()) {
+    setError("config", `the config is ${text.length} bytes; a model config.json is a few KiB (limit ${max_config_bytes()})`);
+    return;
+  }
+  let read;
+  try {
+    read = JSON.parse(read_config(text));
+  } catch (e) {
+    setError("config", String(e.message || e));
+    return;
+  }
+  applySpec(read.spec);
+  $("preset").value = "";
+  for (const w of read.warnings) {
+    const li = document.createElement("li");
+    li.textContent = `warning: ${w}`;
+    $("config-warnings").appendChild(li);
+  }
+  recompute();
 }
 
 function recompute() {
@@ -375,14 +474,36 @@ async function loadUserProfile(file) {
 async function main() {
   await init();
   planners.set("embedded", Planner.embedded());
+  presets = JSON.parse(presets_json());
+  for (const p of presets) $("preset").appendChild(new Option(`${p.name} (${count(p.published_params)})`, p.name));
   await loadShippedProfiles();
   readHash();
   usePlanner($("profile").value);
   readHash(); // the backend list depends on the profile
   $("inputs").addEventListener("input", (e) => {
-    if (e.target.id === "profile-file") return;
+    if (["profile-file", "config-file", "config-text"].includes(e.target.id)) return;
     if (e.target.id === "profile") usePlanner(e.target.value);
+    if (e.target.id === "preset") {
+      const p = presets.find((x) => x.name === e.target.value);
+      if (p) {
+        applySpec(p.spec);
+        setError("config", "");
+        $("config-warnings").replaceChildren();
+      }
+    }
     recompute();
+  });
+  $("config-use").addEventListener("click", () => useConfigText($("config-text").value));
+  $("config-file").addEventListener("change", async (e) => {
+    const file = e.target.files && e.target.files[0];
+    if (!file) return;
+    if (file.size > max_config_bytes()) {
+      setError("config", `${file.name} is ${file.size} bytes; a model config.json is a few KiB (limit ${max_config_bytes()})`);
+      return;
+    }
+    const text = await file.text();
+    $("config-text").value = text;
+    useConfigText(text);
   });
   $("inputs").addEventListener("submit", (e) => e.preventDefault());
   $("profile-file").addEventListener("change", (e) => {

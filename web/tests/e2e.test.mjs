@@ -160,6 +160,57 @@ test("decode and end-to-end match chimera-plan --json", async () => {
   await page.close();
 });
 
+const LLAMA_CONFIG = JSON.stringify({
+  architectures: ["LlamaForCausalLM"], attention_bias: false, head_dim: 64, hidden_act: "silu",
+  hidden_size: 2048, intermediate_size: 8192, max_position_embeddings: 131072, mlp_bias: false,
+  model_type: "llama", num_attention_heads: 32, num_hidden_layers: 16, num_key_value_heads: 8,
+  rms_norm_eps: 1e-5, rope_theta: 500000.0, tie_word_embeddings: true, torch_dtype: "bfloat16",
+  vocab_size: 128256, sliding_window: 4096,
+});
+
+test("a pasted Llama config predicts what chimera-plan --config predicts, and the link keeps it", async () => {
+  const page = await openPage();
+  await page.selectOption("#mode", "decode");
+  await page.fill("#context", "2048");
+  await page.fill("#config-text", LLAMA_CONFIG);
+  await page.click("#config-use");
+  await page.check("#vary_kv");
+  await settle(page);
+  const dir = fs.mkdtempSync(path.join(artifacts, "config-"));
+  const file = path.join(dir, "config.json");
+  fs.writeFileSync(file, LLAMA_CONFIG);
+  const expected = planJson(["--config", file, "--mode", "decode", "--context", "2048", "--vary-kv-heads"]);
+  assert.equal(expected.params.total, 1235814400);
+  assert.equal(await page.inputValue("#kv_heads"), "8");
+  assert.equal(await page.inputValue("#mlp"), "gated");
+  const onPage = await page.$$eval("#decode tbody tr", (rows) =>
+    Object.fromEntries(rows.map((r) => [r.dataset.backend, Number(r.querySelector("[data-latency-ms]").dataset.latencyMs)])),
+  );
+  assert.deepEqual(onPage, Object.fromEntries(expected.decode.predictions.map((p) => [p.backend, p.latency_ms])));
+  assert.deepEqual(await pageLatencies(page), Object.fromEntries(expected.predictions.map((p) => [p.backend, p.latency_ms])));
+  // What the config could not map is shown, never dropped.
+  const warnings = await page.textContent("#config-warnings");
+  assert.ok(warnings.includes("sliding_window"), warnings);
+  assert.ok((await page.textContent("#axes")).includes("kv heads"), await page.textContent("#axes"));
+  assert.ok((await page.textContent("#summary")).includes("1.24B"), await page.textContent("#summary"));
+  // A contradictory config names its key next to the box.
+  await page.fill("#config-text", LLAMA_CONFIG.replace('"num_key_value_heads":8', '"num_key_value_heads":5'));
+  await page.click("#config-use");
+  assert.ok((await page.textContent("#config-error")).includes("num_key_value_heads"), await page.textContent("#config-error"));
+  // A preset fills the fields; the shared link keeps the architecture.
+  await page.selectOption("#preset", "qwen2.5-0.5b");
+  await settle(page);
+  const again = await openPage(new URL(page.url()).hash);
+  assert.equal(await again.inputValue("#kv_heads"), "2");
+  assert.equal(await again.inputValue("#bias"), "qkv");
+  assert.equal(await again.inputValue("#norm"), "rmsnorm");
+  assert.ok((await again.textContent("#summary")).includes("494.0M"), await again.textContent("#summary"));
+  assert.deepEqual(page.errors, []);
+  await page.screenshot({ path: path.join(artifacts, "calculator-llama.png"), fullPage: true });
+  await again.close();
+  await page.close();
+});
+
 test("load and recompute times (reported, not asserted)", async () => {
   const loads = [];
   for (let i = 0; i < 5; i++) {

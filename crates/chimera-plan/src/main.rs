@@ -8,11 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser};
-use planner::Phase;
 use planner::format::{bytes, count, duration_ms, parse_count};
 use planner::plan::{DEFAULT_CONTEXT, Plan, PlanRequest, plan};
 use planner::predict::{Prediction, tr121_size_class};
 use planner::profile::Profile;
+use planner::shape::ArchitectureSpec;
+use planner::{Mlp, Norm, Phase, PositionEncoding, ShapeSpec};
 
 /// Predict transformer latency from a measured profile, and say whether a
 /// wider or a deeper model of the same size would be faster.
@@ -20,14 +21,58 @@ use planner::profile::Profile;
 #[command(version, max_term_width = 100)]
 struct Cli {
     /// Transformer blocks L.
-    #[arg(long, required_unless_present_any = ["budget", "completions"])]
+    #[arg(long, required_unless_present_any = ["budget", "completions", "config", "preset", "list_presets"])]
     layers: Option<u64>,
     /// Residual width d_model.
-    #[arg(long, required_unless_present_any = ["budget", "completions"])]
+    #[arg(long, required_unless_present_any = ["budget", "completions", "config", "preset", "list_presets"])]
     d_model: Option<u64>,
-    /// Attention heads (default d_model/64).
+    /// Attention (query) heads (default d_model/64).
     #[arg(long)]
     heads: Option<u64>,
+    /// Key/value heads: = heads is multi-head attention, 1 multi-query,
+    /// between grouped-query (must divide heads; default heads).
+    #[arg(long)]
+    kv_heads: Option<u64>,
+    /// Width of one head (default d_model/heads).
+    #[arg(long)]
+    head_dim: Option<u64>,
+    /// MLP hidden width (default 4·d for gelu; for gated 2/3 of 4·d rounded up to 256, the Llama rule).
+    #[arg(long)]
+    d_ff: Option<u64>,
+    /// MLP: gelu (2 matrices, GPT-2) or gated (SwiGLU, 3 matrices, Llama).
+    #[arg(long, value_enum)]
+    mlp: Option<MlpArg>,
+    /// Normalisation.
+    #[arg(long, value_enum)]
+    norm: Option<NormArg>,
+    /// Positions: a learned table (GPT-2) or rotary embeddings (Llama).
+    #[arg(long, value_enum)]
+    positions: Option<PositionsArg>,
+    /// Positions the model accepts (learned: the table's rows; default enough for the request, ≥ 1024).
+    #[arg(long)]
+    max_positions: Option<u64>,
+    /// An LM head of its own instead of the token embedding.
+    #[arg(long)]
+    untied: bool,
+    /// Biases: all (GPT-2), qkv (Qwen 2) or none (Llama).
+    #[arg(long, value_enum)]
+    bias: Option<BiasArg>,
+    /// A Hugging Face config.json (Llama, Qwen2, Mistral, GPT-2, Gemma keys);
+    /// flags given as well override its values.
+    #[arg(long, conflicts_with = "preset")]
+    config: Option<PathBuf>,
+    /// A well-known model by name (`--list-presets`); flags override its values.
+    #[arg(long)]
+    preset: Option<String>,
+    /// List the presets with their parameter counts and exit.
+    #[arg(long)]
+    list_presets: bool,
+    /// Recommendations: also try other key/value head counts (group 1, 2, 4, 8).
+    #[arg(long)]
+    vary_kv_heads: bool,
+    /// Recommendations: also try other MLP widths (d_ff/d: gelu 2,3,4,6; gated 2,8/3,3.5,4).
+    #[arg(long)]
+    vary_mlp_ratio: bool,
     /// Sequence length of a forward pass (the prompt).
     #[arg(long, default_value_t = planner::shape::DEFAULT_SEQ)]
     seq: u64,
@@ -45,9 +90,9 @@ struct Cli {
     /// Batch size.
     #[arg(long, default_value_t = planner::shape::DEFAULT_BATCH)]
     batch: u64,
-    /// Vocabulary size.
-    #[arg(long, default_value_t = planner::shape::DEFAULT_VOCAB)]
-    vocab: u64,
+    /// Vocabulary size (default 50257, or the config's).
+    #[arg(long)]
+    vocab: Option<u64>,
     /// Only this backend (default: every backend in the profile).
     #[arg(long)]
     backend: Option<String>,
@@ -86,6 +131,129 @@ enum Mode {
     Decode,
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum MlpArg {
+    Gelu,
+    Gated,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum NormArg {
+    Layernorm,
+    Rmsnorm,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PositionsArg {
+    Learned,
+    Rope,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BiasArg {
+    All,
+    Qkv,
+    None,
+}
+
+/// The model a config file or preset describes (dimensions, architecture,
+/// vocabulary, positions) and the warnings of reading it.
+fn base_model(cli: &Cli) -> anyhow::Result<(Option<ShapeSpec>, Vec<String>)> {
+    if let Some(name) = &cli.preset {
+        let preset = planner::presets::find(name)
+            .with_context(|| format!("unknown preset `{name}`; known: {}", planner::presets::names()))?;
+        return Ok((Some(preset.spec), vec![]));
+    }
+    let Some(path) = &cli.config else {
+        return Ok((None, vec![]));
+    };
+    // Refused by size before it is read: a config is a few KiB.
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading config {}", path.display()))?
+        .len();
+    if size > planner::hf_config::MAX_CONFIG_BYTES as u64 {
+        bail!(
+            "config {}: {size} bytes; a model config.json is a few KiB (limit {} bytes)",
+            path.display(),
+            planner::hf_config::MAX_CONFIG_BYTES
+        );
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    let config = planner::hf_config::parse(&text).with_context(|| format!("config {}", path.display()))?;
+    Ok((Some(config.spec), config.warnings))
+}
+
+/// The request's shape fields: the config or preset, overridden by flags.
+fn architecture(cli: &Cli, base: Option<&ShapeSpec>) -> ArchitectureSpec {
+    let mut a = base.map(ArchitectureSpec::of).unwrap_or_default();
+    let or = |flag: Option<u64>, value: Option<u64>| flag.or(value);
+    a.kv_heads = or(cli.kv_heads, a.kv_heads);
+    a.head_dim = or(cli.head_dim, a.head_dim);
+    a.d_ff = or(cli.d_ff, a.d_ff);
+    if let Some(m) = cli.mlp {
+        a.mlp = Some(match m {
+            MlpArg::Gelu => Mlp::Gelu,
+            MlpArg::Gated => Mlp::Gated,
+        });
+    }
+    if let Some(n) = cli.norm {
+        a.norm = Some(match n {
+            NormArg::Layernorm => Norm::LayerNorm,
+            NormArg::Rmsnorm => Norm::RmsNorm,
+        });
+    }
+    if let Some(p) = cli.positions {
+        a.position_encoding = Some(match p {
+            PositionsArg::Learned => PositionEncoding::Learned,
+            PositionsArg::Rope => PositionEncoding::Rope,
+        });
+    }
+    if cli.untied {
+        a.tie_embeddings = Some(false);
+    }
+    if let Some(b) = cli.bias {
+        let (qkv, dense) = match b {
+            BiasArg::All => (true, true),
+            BiasArg::Qkv => (true, false),
+            BiasArg::None => (false, false),
+        };
+        a.qkv_bias = Some(qkv);
+        a.dense_bias = Some(dense);
+    }
+    a
+}
+
+fn list_presets() -> String {
+    use std::fmt::Write;
+    let mut o = format!("{:<16} {:>15}  {}\n", "preset", "parameters", "architecture");
+    for p in planner::presets::PRESETS {
+        let shape = p.spec.validate().expect("presets are valid (a test checks them)");
+        let _ = writeln!(
+            o,
+            "{:<16} {:>15}  L={} d={} · {}",
+            p.name,
+            thousands(p.published_params),
+            shape.layers(),
+            shape.d_model(),
+            shape.describe_architecture()
+        );
+    }
+    o
+}
+
+/// 1235814400 → "1,235,814,400".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn load_profile(path: &Option<PathBuf>) -> anyhow::Result<Profile> {
     match path {
         None => Ok(planner::default_profile()),
@@ -97,23 +265,35 @@ fn load_profile(path: &Option<PathBuf>) -> anyhow::Result<Profile> {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<String> {
+/// The answer to print, and warnings for standard error.
+fn run(cli: Cli) -> anyhow::Result<(String, Vec<String>)> {
     if let Some(shell) = cli.completions {
         let mut buf = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "chimera-plan", &mut buf);
-        return Ok(String::from_utf8(buf)?);
+        return Ok((String::from_utf8(buf)?, vec![]));
     }
+    if cli.list_presets {
+        return Ok((list_presets(), vec![]));
+    }
+    let (model, warnings) = base_model(&cli)?;
     if cli.top == 0 || cli.top > 1000 {
         bail!("--top {} is out of range: give 1 to 1000", cli.top);
     }
     let profile = load_profile(&cli.profile)?;
     let request = PlanRequest {
-        layers: cli.layers,
-        d_model: cli.d_model,
-        heads: cli.heads,
+        layers: cli.layers.or(model.map(|m| m.layers)),
+        d_model: cli.d_model.or(model.map(|m| m.d_model)),
+        heads: cli.heads.or(model.and_then(|m| m.heads)),
+        architecture: architecture(&cli, model.as_ref()),
+        positions: cli.max_positions.or(model.and_then(|m| m.positions)),
+        vary_kv_heads: cli.vary_kv_heads,
+        vary_mlp_ratio: cli.vary_mlp_ratio,
         seq: cli.seq,
         batch: cli.batch,
-        vocab: cli.vocab,
+        vocab: cli
+            .vocab
+            .or(model.and_then(|m| m.vocab))
+            .unwrap_or(planner::shape::DEFAULT_VOCAB),
         backend: cli.backend.clone(),
         budget: cli.budget,
         min_layers: cli.min_layers,
@@ -129,9 +309,9 @@ fn run(cli: Cli) -> anyhow::Result<String> {
     };
     let answer = plan(&profile, &request)?;
     if cli.json {
-        return Ok(serde_json::to_string_pretty(&answer)? + "\n");
+        return Ok((serde_json::to_string_pretty(&answer)? + "\n", warnings));
     }
-    Ok(render(&answer, cli.top, &machine_lines(&profile)))
+    Ok((render(&answer, cli.top, &machine_lines(&profile)), warnings))
 }
 
 /// This machine's speed-deciding fingerprint fields (`/proc/cpuinfo` and the core count).
@@ -170,6 +350,9 @@ fn render(answer: &Plan, top: usize, machine: &str) -> String {
     if let Some(s) = &answer.shape {
         let a = s.accounting();
         let _ = writeln!(o, "shape    {s}");
+        if !s.is_gpt2_style() || s.d_ff() != 4 * s.d_model() {
+            let _ = writeln!(o, "arch     {}", s.describe_architecture());
+        }
         let _ = writeln!(
             o,
             "params   {} total, {} non-embedding ({}) · {:.1} GFLOP per forward",
@@ -181,6 +364,12 @@ fn render(answer: &Plan, top: usize, machine: &str) -> String {
     }
     let _ = writeln!(o, "profile  {}", answer.profile);
     let _ = writeln!(o, "{machine}");
+    for why in &answer.unpriced {
+        let _ = writeln!(
+            o,
+            "left out: {why} (run `bench ops` again to measure its operators)"
+        );
+    }
     if !predictions.is_empty() {
         let _ = writeln!(
             o,
@@ -240,16 +429,18 @@ fn render(answer: &Plan, top: usize, machine: &str) -> String {
         );
         let _ = writeln!(
             o,
-            "{:>4} {:>6} {:>4} {:>8} {:<9} {:>10} {:>9}  error",
-            "L", "d", "h", "params", "backend", "latency", "speedup"
+            "{:>4} {:>6} {:>4} {:>4} {:>6} {:>8} {:<9} {:>10} {:>9}  error",
+            "L", "d", "h", "kv", "d_ff", "params", "backend", "latency", "speedup"
         );
         for cand in r.candidates.iter().take(top) {
             let _ = writeln!(
                 o,
-                "{:>4} {:>6} {:>4} {:>8} {:<9} {:>10} {:>9}  ±{:.0}%{}",
+                "{:>4} {:>6} {:>4} {:>4} {:>6} {:>8} {:<9} {:>10} {:>9}  ±{:.0}%{}",
                 cand.layers,
                 cand.d_model,
                 cand.heads,
+                cand.kv_heads,
+                cand.d_ff,
                 count(cand.params_non_embedding),
                 cand.backend,
                 duration_ms(cand.latency_ms),
@@ -262,6 +453,38 @@ fn render(answer: &Plan, top: usize, machine: &str) -> String {
             let _ = writeln!(
                 o,
                 "≈ within noise: the difference from the proposal lies inside the two predictions' combined uncertainty (±: expected error)"
+            );
+        }
+        for gain in &r.axes {
+            let b = &gain.best;
+            let _ = writeln!(
+                o,
+                "axis {:<15} {:.2}× → L={} d={} kv={} d_ff={} ({} on {}){}",
+                format!("{}:", gain.axis),
+                gain.speedup,
+                b.layers,
+                b.d_model,
+                b.kv_heads,
+                b.d_ff,
+                duration_ms(b.latency_ms),
+                b.backend,
+                if gain.axis == "depth and width" {
+                    " vs the proposal"
+                } else {
+                    " on top of the best depth and width"
+                }
+            );
+        }
+        if let Some(best) = r
+            .axes
+            .iter()
+            .max_by(|a, b| a.speedup.total_cmp(&b.speedup))
+            .filter(|g| g.speedup > 1.0)
+        {
+            let _ = writeln!(
+                o,
+                "the axis that buys the most: {} ({:.2}×)",
+                best.axis, best.speedup
             );
         }
         for (label, c) in [
@@ -426,7 +649,10 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(text) => {
+        Ok((text, warnings)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (| head) is not an error.
             let _ = stdout.write_all(text.as_bytes());
@@ -450,7 +676,7 @@ mod tests {
         let argv = std::iter::once("chimera-plan".to_string()).chain(args.iter().cloned());
         match Cli::try_parse_from(argv) {
             Err(e) => Err(e.to_string()),
-            Ok(cli) => run(cli).map_err(|e| format!("{e:#}")),
+            Ok(cli) => run(cli).map(|(text, _)| text).map_err(|e| format!("{e:#}")),
         }
     }
 
@@ -469,6 +695,10 @@ mod tests {
             Just("ndarray".to_string()),
             Just("decode".to_string()),
             Just("prefill".to_string()),
+            Just("gated".to_string()),
+            Just("rope".to_string()),
+            Just("rmsnorm".to_string()),
+            Just("llama-3.2-1b".to_string()),
         ]
     }
 
@@ -490,6 +720,13 @@ mod tests {
             Just("--mode"),
             Just("--context"),
             Just("--output-tokens"),
+            Just("--kv-heads"),
+            Just("--d-ff"),
+            Just("--head-dim"),
+            Just("--mlp"),
+            Just("--norm"),
+            Just("--positions"),
+            Just("--preset"),
             Just("--bogus"),
         ]
     }

@@ -171,6 +171,117 @@ fn bad_input_gets_one_line_and_exit_code_2() {
     }
 }
 
+/// A config.json holding `text`, in a temporary folder kept alive by the caller.
+fn config_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, text).unwrap();
+    (dir, path.to_str().unwrap().to_string())
+}
+
+const LLAMA_3_2_1B: &str = r#"{"architectures": ["LlamaForCausalLM"], "attention_bias": false,
+  "head_dim": 64, "hidden_act": "silu", "hidden_size": 2048, "intermediate_size": 8192,
+  "max_position_embeddings": 131072, "mlp_bias": false, "model_type": "llama",
+  "num_attention_heads": 32, "num_hidden_layers": 16, "num_key_value_heads": 8,
+  "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": true,
+  "torch_dtype": "bfloat16", "vocab_size": 128256}"#;
+
+#[test]
+fn a_llama_config_and_its_preset_give_the_same_answer() {
+    let (_dir, path) = config_file(LLAMA_3_2_1B);
+    let from_config = plan(&["--config", &path, "--mode", "decode", "--json"]);
+    assert!(from_config.status.success(), "{}", stderr(&from_config));
+    // What the config could not map is a warning on stderr, never dropped.
+    assert!(
+        stderr(&from_config).contains("warning: `torch_dtype` = bfloat16"),
+        "{}",
+        stderr(&from_config)
+    );
+    let from_preset = plan(&["--preset", "llama-3.2-1b", "--mode", "decode", "--json"]);
+    assert!(from_preset.status.success(), "{}", stderr(&from_preset));
+    assert_eq!(from_config.stdout, from_preset.stdout);
+    let v: serde_json::Value = serde_json::from_slice(&from_config.stdout).unwrap();
+    assert_eq!(v["params"]["total"], 1_235_814_400u64);
+    assert_eq!(v["shape"]["kv_heads"], 8);
+    assert!(
+        v["decode"]["predictions"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+    assert!(v["memory"]["decode"]["kv_cache_bytes"].as_u64().unwrap() > 0);
+    // The embedded profile never measured this architecture: it says so.
+    let outside = v["predictions"][0]["outside"].to_string();
+    assert!(
+        outside.contains("architecture (grouped-query attention"),
+        "{outside}"
+    );
+    // Flags override the config.
+    let mqa = plan(&["--config", &path, "--kv-heads", "1", "--json"]);
+    let w: serde_json::Value = serde_json::from_slice(&mqa.stdout).unwrap();
+    assert_eq!(w["shape"]["kv_heads"], 1);
+}
+
+#[test]
+fn the_recommender_varies_kv_heads_and_mlp_ratio_and_names_the_best_axis() {
+    let o = plan(&[
+        "--preset",
+        "smollm2-135m",
+        "--vary-kv-heads",
+        "--vary-mlp-ratio",
+        "--top",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("arch     GQA: 9 query / 3 KV heads (group 3)"),
+        "{text}"
+    );
+    assert!(text.contains("axis depth and width:"), "{text}");
+    assert!(text.contains("axis kv heads:"), "{text}");
+    assert!(text.contains("axis mlp ratio:"), "{text}");
+    let listed = plan(&["--list-presets"]);
+    let list = String::from_utf8(listed.stdout).unwrap();
+    assert!(list.contains("llama-3.2-1b       1,235,814,400"), "{list}");
+}
+
+#[test]
+fn bad_configs_are_refused_naming_the_key() {
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(10 << 20));
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let cases: [(&str, &str); 6] = [
+        ("{ not json", "config is not valid JSON"),
+        (
+            r#"{"hidden_size": 64, "num_attention_heads": 2, "vocab_size": 10}"#,
+            "lacks `num_hidden_layers`",
+        ),
+        (
+            r#"{"num_hidden_layers": 2, "hidden_size": 2048, "num_attention_heads": 32, "num_key_value_heads": 5, "vocab_size": 10}"#,
+            "`num_key_value_heads` (5) must divide `num_attention_heads` (32)",
+        ),
+        (
+            r#"{"num_hidden_layers": "two", "hidden_size": 64, "num_attention_heads": 2, "vocab_size": 10}"#,
+            "`num_hidden_layers` must be a positive integer",
+        ),
+        (&huge, "limit 1048576 bytes"),
+        (&deep, "nests objects/arrays 5000 deep"),
+    ];
+    for (text, needle) in cases {
+        let (_dir, path) = config_file(text);
+        let o = plan(&["--config", &path]);
+        assert_eq!(o.status.code(), Some(2), "{needle}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(needle), "{needle}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let o = plan(&["--preset", "llama-9"]);
+    assert!(
+        stderr(&o).contains("unknown preset `llama-9`; known: gpt2"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// Runs the headline shape against a profile file holding `text`.
 fn plan_with_profile(text: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();

@@ -111,6 +111,48 @@ pub fn parse_count(text: &str) -> Result<f64, JsError> {
         .map_err(|e| JsError::new(&e))
 }
 
+/// The presets: `[{"name", "source", "published_params", "spec"}]`, spec
+/// as a shape's fields (`layers`, `d_model`, `heads`, `kv_heads`, ...).
+pub fn presets() -> String {
+    let all: Vec<serde_json::Value> = planner::presets::PRESETS
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "source": p.source,
+                "published_params": p.published_params,
+                "spec": p.spec,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(all).to_string()
+}
+
+/// A Hugging Face config.json read as `chimera-plan --config` reads it:
+/// `{"spec": {...}, "warnings": [...]}`; the error names the key.
+pub fn config(text: &str) -> Result<String, String> {
+    let c = planner::hf_config::parse(text).map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({ "spec": c.spec, "warnings": c.warnings }).to_string())
+}
+
+/// [`presets`] for the page.
+#[wasm_bindgen]
+pub fn presets_json() -> String {
+    presets()
+}
+
+/// [`config`] for the page.
+#[wasm_bindgen]
+pub fn read_config(text: &str) -> Result<String, JsError> {
+    config(text).map_err(|e| JsError::new(&e))
+}
+
+/// Largest config.json the page reads, bytes.
+#[wasm_bindgen]
+pub fn max_config_bytes() -> usize {
+    planner::hf_config::MAX_CONFIG_BYTES
+}
+
 /// Largest profile file the page accepts, bytes.
 #[wasm_bindgen]
 pub fn max_profile_bytes() -> usize {
@@ -148,6 +190,34 @@ mod tests {
         );
         assert!(Planner::from_json("{}").is_err());
         assert!(Planner::from_json("[1,2").unwrap_err().contains("JSON"));
+    }
+
+    #[test]
+    fn presets_and_configs_read_as_the_cli_reads_them() {
+        let all: serde_json::Value = serde_json::from_str(&presets()).unwrap();
+        let llama = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "llama-3.2-1b")
+            .unwrap();
+        assert_eq!(llama["published_params"], 1_235_814_400u64);
+        assert_eq!(llama["spec"]["kv_heads"], 8);
+        assert_eq!(llama["spec"]["mlp"], "gated");
+        let read: serde_json::Value = serde_json::from_str(
+            &config(
+                r#"{"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "vocab_size": 100, "model_type": "llama", "sliding_window": 32}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(read["spec"]["kv_heads"], 2);
+        assert!(
+            read["warnings"][1].as_str().unwrap().contains("sliding_window"),
+            "{read}"
+        );
+        assert!(config("{").unwrap_err().contains("not valid JSON"));
     }
 
     #[test]
