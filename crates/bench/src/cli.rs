@@ -132,8 +132,11 @@ struct ProbeArgs {
     backend: String,
     #[arg(long, value_enum)]
     mode: Mode,
-    #[arg(long, value_name = "L,D,H,N,B,V")]
-    shape: String,
+    #[arg(long, value_name = "L,D,H,N,B,V", required_unless_present = "shape_json")]
+    shape: Option<String>,
+    /// The whole shape as JSON (every field, the architecture included).
+    #[arg(long, conflicts_with = "shape")]
+    shape_json: Option<String>,
     #[arg(long, value_enum, default_value_t = Gelu::Exact)]
     gelu: Gelu,
 }
@@ -908,7 +911,11 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
 }
 
 fn memory_probe(args: &ProbeArgs) -> anyhow::Result<()> {
-    let shape = parse_shape(&args.shape)?.validate()?;
+    let shape: planner::Shape = match (&args.shape_json, &args.shape) {
+        (Some(json), _) => serde_json::from_str(json).context("--shape-json")?,
+        (None, Some(text)) => parse_shape(text)?.validate()?,
+        (None, None) => bail!("give --shape or --shape-json"),
+    };
     let phase = match args.mode {
         Mode::Prefill => Phase::Prefill,
         Mode::Decode => Phase::Decode,

@@ -51,6 +51,10 @@ pub struct ProbeReading {
     pub held_bytes: u64,
     /// Peak resident set during a second step, minus the baseline.
     pub peak_bytes: u64,
+    /// Parameters of the model the child built (the parent checks it is
+    /// the shape it asked for).
+    #[serde(default)]
+    pub params_built: u64,
 }
 
 /// One line of a memory measurement file.
@@ -162,6 +166,7 @@ pub fn probe(backend: &str, shape: &Shape, phase: Phase, gelu: Gelu) -> anyhow::
     let baseline = rss()?;
 
     let model = Decoder::new(shape, gelu, &device);
+    let params_built = burn::module::Module::num_params(&model) as u64;
     let mut step: Box<dyn FnMut()> = match phase {
         Phase::Prefill => {
             let input = Decoder::input(shape, &device);
@@ -188,6 +193,7 @@ pub fn probe(backend: &str, shape: &Shape, phase: Phase, gelu: Gelu) -> anyhow::
         baseline_rss_bytes: baseline,
         held_bytes: held,
         peak_bytes: peak.saturating_sub(baseline),
+        params_built,
     })
 }
 
@@ -269,15 +275,9 @@ fn probe_in_child(
     phase: Phase,
     shape: &Shape,
 ) -> anyhow::Result<ProbeReading> {
-    let spec = format!(
-        "{},{},{},{},{},{}",
-        shape.layers(),
-        shape.d_model(),
-        shape.heads(),
-        shape.seq(),
-        shape.batch(),
-        shape.vocab()
-    );
+    // Every field, architecture included (six numbers would measure a
+    // GPT-2-style model with default d_ff and positions instead).
+    let spec = serde_json::to_string(shape).context("writing the shape for the probe")?;
     let output = std::process::Command::new(program)
         .args([
             "memory-probe",
@@ -285,7 +285,7 @@ fn probe_in_child(
             backend,
             "--mode",
             phase.name(),
-            "--shape",
+            "--shape-json",
             &spec,
         ])
         .envs(PROBE_ENV)
@@ -300,7 +300,16 @@ fn probe_in_child(
             err.trim().lines().last().unwrap_or("")
         );
     }
-    serde_json::from_slice(&output.stdout).context("reading the probe's answer")
+    let reading: ProbeReading =
+        serde_json::from_slice(&output.stdout).context("reading the probe's answer")?;
+    let wanted = shape.accounting().params.total;
+    if reading.params_built != wanted {
+        anyhow::bail!(
+            "the probe built {} parameters for {shape}, not its {wanted}",
+            reading.params_built
+        );
+    }
+    Ok(reading)
 }
 
 #[cfg(test)]
