@@ -110,6 +110,117 @@ fn a_tiny_sweep_fits_a_profile_that_predicts_a_shape_it_never_saw() {
 }
 
 #[test]
+fn a_tiny_llama_sweep_covers_its_architecture_and_predicts_an_unseen_llama_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).display().to_string();
+    let mut text = "name = \"e2e-llama\"\n".to_string();
+    for (layers, d_model, heads, kv_heads, seq) in [
+        (1, 64, 4, 1, 16),
+        (2, 64, 4, 2, 32),
+        (4, 64, 4, 4, 16),
+        (1, 128, 4, 1, 32),
+        (2, 128, 8, 2, 16),
+        (3, 96, 4, 1, 32),
+        (6, 32, 2, 1, 32),
+        (2, 32, 2, 2, 16),
+    ] {
+        text.push_str(&format!(
+            "\n[[shape]]\nfamily = \"e2e\"\nlayers = {layers}\nd_model = {d_model}\nheads = {heads}\nkv_heads = {kv_heads}\nmlp = \"gated\"\nnorm = \"rmsnorm\"\nposition_encoding = \"rope\"\nqkv_bias = false\ndense_bias = false\nvocab = 256\nseq = {seq}\n"
+        ));
+    }
+    let sweep = d("llama.toml");
+    std::fs::write(&sweep, text).unwrap();
+    let measurements = d("llama.jsonl");
+    let common = [
+        "--backend",
+        "flex",
+        "--mode",
+        "prefill",
+        "--no-progress",
+        "--max-time-per-shape",
+        "2",
+        "--target-ci",
+        "5",
+    ];
+    let mut args = vec!["--sweep", &sweep, "--out", &measurements];
+    args.extend(common);
+    run_ok("bench", &args);
+    let profile = d("profile.json");
+    let no_memory = d("no-memory.jsonl");
+    run_ok(
+        "bench",
+        &[
+            "fit",
+            "--measurements",
+            &measurements,
+            "--out",
+            &profile,
+            "--memory",
+            &no_memory,
+            "--name",
+            "e2e-llama",
+            "--keep-disturbed",
+        ],
+    );
+    let fitted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+    let features = fitted["backends"][0]["validity"]["architecture_features"].to_string();
+    for f in ["grouped-query attention", "gated MLP", "RMSNorm", "RoPE"] {
+        assert!(features.contains(f), "{features}");
+    }
+    let plan = run_ok(
+        "chimera-plan",
+        &[
+            "--profile",
+            &profile,
+            "--layers",
+            "3",
+            "--d-model",
+            "64",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+            "--mlp",
+            "gated",
+            "--norm",
+            "rmsnorm",
+            "--positions",
+            "rope",
+            "--bias",
+            "none",
+            "--seq",
+            "32",
+            "--vocab",
+            "256",
+            "--json",
+        ],
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let outside = answer["predictions"][0]["outside"].to_string();
+    assert!(
+        !outside.contains("architecture"),
+        "measured features are not extrapolation: {outside}"
+    );
+    let predicted = answer["predictions"][0]["latency_ms"].as_f64().unwrap();
+    let held_out = d("held-out.jsonl");
+    let mut args = vec![
+        "--shape-json",
+        r#"{"layers":3,"d_model":64,"heads":4,"kv_heads":2,"mlp":"gated","norm":"rmsnorm","position_encoding":"rope","qkv_bias":false,"dense_bias":false,"vocab":256,"seq":32}"#,
+        "--out",
+        &held_out,
+        "--json",
+    ];
+    args.extend(common);
+    let measured = median_ms(&run_ok("bench", &args).stdout);
+    let ratio = predicted / measured;
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "predicted {predicted:.4} ms for a Llama-style shape measured at {measured:.4} ms (×{ratio:.2})"
+    );
+}
+
+#[test]
 fn the_page_bindings_answer_what_the_cli_answers() {
     let fixture = repo_root().join("crates/planner/tests/fixtures/profile.json");
     let profile = std::fs::read_to_string(&fixture).unwrap();

@@ -290,6 +290,10 @@ struct MeasureArgs {
     /// One ad-hoc shape: L,d_model,heads,seq,batch[,vocab].
     #[arg(long, value_name = "L,D,H,N,B[,V]")]
     shape: Option<String>,
+    /// One ad-hoc shape as JSON, every field (the architecture included):
+    /// `{"layers":4,"d_model":512,"kv_heads":2,"mlp":"gated",...}`.
+    #[arg(long, conflicts_with_all = ["shape", "sweep", "quick"])]
+    shape_json: Option<String>,
     /// Backends, comma separated (default: every compiled-in CPU backend).
     #[arg(long, value_delimiter = ',')]
     backend: Vec<String>,
@@ -427,12 +431,23 @@ fn interrupted() -> bool {
 pub struct Interrupted(String);
 
 fn measure(args: MeasureArgs) -> anyhow::Result<()> {
-    let sweeps = sweeps_for(
-        args.mode,
-        args.sweep.as_deref(),
-        args.quick,
-        args.shape.as_deref(),
-    )?;
+    let sweeps = match &args.shape_json {
+        Some(json) => {
+            let shape: planner::Shape = serde_json::from_str(json).context("--shape-json")?;
+            args.mode
+                .phases()
+                .into_iter()
+                .map(|phase| (phase, Sweep::single(shape)))
+                .collect()
+        }
+        None => sweeps_for(
+            args.mode,
+            args.sweep.as_deref(),
+            args.quick,
+            args.shape.as_deref(),
+        )?,
+    };
+    let ad_hoc = args.shape.is_some() || args.shape_json.is_some();
     let backends: Vec<String> = if args.backend.is_empty() {
         cpu_backends()
     } else {
@@ -471,10 +486,10 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
     let mut all = Vec::new();
     let mut outs = Vec::new();
     for (phase, sweep) in &sweeps {
-        let out = match (&args.out, &args.shape) {
-            (Some(out), _) => out.clone(),
-            (None, Some(_)) => ad_hoc_file(),
-            (None, None) => PathBuf::from(format!("data/measurements/{}.jsonl", sweep.name)),
+        let out = match &args.out {
+            Some(out) => out.clone(),
+            None if ad_hoc => ad_hoc_file(),
+            None => PathBuf::from(format!("data/measurements/{}.jsonl", sweep.name)),
         };
         for name in &backends {
             let started = std::time::Instant::now();
