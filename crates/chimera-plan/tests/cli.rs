@@ -124,6 +124,40 @@ fn json_output_is_stable() {
 }
 
 #[test]
+fn llama_json_output_is_stable() {
+    // A Llama-style preset in decode with the KV-head and MLP-ratio axes, on
+    // the frozen fixture profile: the architecture, its accounting, the
+    // "architecture never measured" extrapolation and the axis gains.
+    let o = plan(&[
+        "--preset",
+        "smollm2-135m",
+        "--mode",
+        "decode",
+        "--context",
+        "1024",
+        "--vary-kv-heads",
+        "--vary-mlp-ratio",
+        "--budget",
+        "30M",
+        "--json",
+        "--profile",
+        FIXTURE_PROFILE,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Only the first candidates: the list is long and its tail adds nothing.
+    let mut v = v;
+    if let Some(c) = v["recommendations"]["candidates"].as_array_mut() {
+        c.truncate(3);
+    }
+    if let Some(c) = v["recommendations"]["pareto"].as_array_mut() {
+        c.truncate(3);
+    }
+    assert_eq!(v["params"]["total"], 134_515_008u64);
+    insta::assert_snapshot!("llama_json", serde_json::to_string_pretty(&v).unwrap());
+}
+
+#[test]
 fn bad_input_gets_one_line_and_exit_code_2() {
     let cases: [(&[&str], &str); 8] = [
         (
