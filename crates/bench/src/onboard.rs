@@ -43,12 +43,12 @@ fn raw_cost_s(shape: &Shape, latency_ms: f64, s: &Schedule) -> f64 {
     (build + t + warmup + rounds).min(s.job_time_cap.as_secs_f64() + build + t)
 }
 
-/// `count` decode shapes of the built-in decode sweep that cover it: the
+/// `count` decode shapes of the built-in decode sweeps (GPT-2- and Llama-style) that cover them: the
 /// cheapest first, then again and again the one farthest from those chosen
 /// (`fit::operators::cover`). They anchor the operator model's decode
 /// calibration and give the term model its points.
 pub fn decode_anchors(count: usize) -> anyhow::Result<Sweep> {
-    let sweep = Sweep::parse(crate::sweep::DECODE_SWEEP)?;
+    let sweep = Sweep::built_in(planner::Phase::Decode)?;
     let shapes: Vec<Shape> = sweep.entries.iter().map(|e| e.shape).collect();
     let cheapest = (0..shapes.len()).min_by_key(|&i| planner::Phase::Decode.flops(&shapes[i]));
     let picked = fit::operators::cover(&shapes, &cheapest.into_iter().collect::<Vec<_>>(), count);

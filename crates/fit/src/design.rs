@@ -50,13 +50,29 @@ pub fn candidate_pool() -> Vec<Candidate> {
                             vocab: Some(vocab),
                             ..ShapeSpec::new(layers, d_model)
                         };
-                        let Ok(shape) = spec.validate() else { continue };
-                        let a = shape.accounting();
-                        if a.params.total <= POOL_MAX_PARAMS && a.flops.total <= POOL_MAX_FLOPS {
-                            pool.push(Candidate {
-                                family: crate::Family::Other(format!("onboard-d{d_model}")),
-                                shape,
-                            });
+                        // Each shape GPT-2-style, and where its heads split into
+                        // groups of four a Llama-style twin (GQA 4, gated MLP,
+                        // RMSNorm, RoPE, no biases), so an onboarding covers
+                        // today's architectures too.
+                        let heads = (d_model / 64).max(1);
+                        let llama = (heads % 4 == 0).then(|| ShapeSpec {
+                            kv_heads: Some(heads / 4),
+                            mlp: Some(planner::Mlp::Gated),
+                            norm: Some(planner::Norm::RmsNorm),
+                            position_encoding: Some(planner::PositionEncoding::Rope),
+                            qkv_bias: Some(false),
+                            dense_bias: Some(false),
+                            ..spec
+                        });
+                        for (spec, tag) in std::iter::once((spec, "")).chain(llama.map(|l| (l, "-llama"))) {
+                            let Ok(shape) = spec.validate() else { continue };
+                            let a = shape.accounting();
+                            if a.params.total <= POOL_MAX_PARAMS && a.flops.total <= POOL_MAX_FLOPS {
+                                pool.push(Candidate {
+                                    family: crate::Family::Other(format!("onboard-d{d_model}{tag}")),
+                                    shape,
+                                });
+                            }
                         }
                     }
                 }
