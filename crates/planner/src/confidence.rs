@@ -48,6 +48,16 @@ pub struct HeldOutPoint {
     pub vocab: u64,
     /// |measured / held-out prediction − 1|, %.
     pub error_pct: f64,
+    /// Its architectural features ([`Shape::architecture_bits`]; 0: GPT-2's).
+    /// Each feature two shapes do not share counts as far as a factor e in
+    /// one dimension, so a Llama-style shape's neighbours are Llama-style
+    /// where the profile measured such shapes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub architecture: u16,
+}
+
+fn is_zero(bits: &u16) -> bool {
+    *bits == 0
 }
 
 impl HeldOutPoint {
@@ -60,6 +70,7 @@ impl HeldOutPoint {
             batch: shape.batch(),
             vocab: shape.vocab(),
             error_pct,
+            architecture: shape.architecture_bits(),
         }
     }
 
@@ -120,7 +131,8 @@ pub fn local_error_pct(points: &[HeldOutPoint], shape: &Shape) -> Option<f64> {
     if points.is_empty() {
         return None;
     }
-    let here = HeldOutPoint::of(shape, 0.0).coordinates();
+    let asked = HeldOutPoint::of(shape, 0.0);
+    let here = asked.coordinates();
     let mut by_distance: Vec<(f64, f64)> = points
         .iter()
         .map(|p| {
@@ -130,7 +142,8 @@ pub fn local_error_pct(points: &[HeldOutPoint], shape: &Shape) -> Option<f64> {
                 .zip(&here)
                 .map(|(a, b)| (a - b).powi(2))
                 .sum();
-            (d2, p.error_pct)
+            let unlike = (p.architecture ^ asked.architecture).count_ones() as f64;
+            (d2 + unlike, p.error_pct)
         })
         .collect();
     by_distance.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -179,6 +192,24 @@ pub fn within_noise(speedup: f64, a_pct: f64, b_pct: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbours_share_the_architecture_where_they_can() {
+        let gpt2 = crate::ShapeSpec::new(4, 512).validate().unwrap();
+        let llama = crate::ShapeSpec {
+            kv_heads: Some(2),
+            mlp: Some(crate::Mlp::Gated),
+            ..crate::ShapeSpec::new(4, 512)
+        }
+        .validate()
+        .unwrap();
+        let mut points = vec![HeldOutPoint::of(&gpt2, 1.0); 5];
+        // Llama-style points a little farther in size still come first.
+        let wider = llama.with_depth_width(5, 512, 8).unwrap();
+        points.extend(vec![HeldOutPoint::of(&wider, 20.0); 5]);
+        assert_eq!(local_error_pct(&points, &llama), Some(20.0));
+        assert_eq!(local_error_pct(&points, &gpt2), Some(1.0));
+    }
     use crate::ShapeSpec;
 
     fn shape(layers: u64, d: u64) -> Shape {

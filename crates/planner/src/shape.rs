@@ -380,37 +380,39 @@ impl Shape {
         )
     }
 
+    /// Which of [`ARCHITECTURE_FEATURES`] this shape has.
+    fn feature_flags(&self) -> [bool; 8] {
+        [
+            self.kv_heads != self.heads,
+            self.head_dim * self.heads != self.d_model,
+            self.mlp == Mlp::Gated,
+            self.norm == Norm::RmsNorm,
+            self.position_encoding == PositionEncoding::Rope,
+            !self.tie_embeddings,
+            !self.qkv_bias,
+            !self.dense_bias,
+        ]
+    }
+
     /// The ways this architecture departs from GPT-2's, as features a
-    /// profile's measurements may or may not cover: `grouped-query attention`,
-    /// `own head size`, `gated MLP`, `RMSNorm`, `RoPE`, `untied head`,
-    /// `no QKV biases`, `no output/MLP biases`.
+    /// profile's measurements may or may not cover ([`ARCHITECTURE_FEATURES`]).
     pub fn architecture_features(&self) -> Vec<&'static str> {
-        let mut f = vec![];
-        if self.kv_heads != self.heads {
-            f.push("grouped-query attention");
-        }
-        if self.head_dim * self.heads != self.d_model {
-            f.push("own head size");
-        }
-        if self.mlp == Mlp::Gated {
-            f.push("gated MLP");
-        }
-        if self.norm == Norm::RmsNorm {
-            f.push("RMSNorm");
-        }
-        if self.position_encoding == PositionEncoding::Rope {
-            f.push("RoPE");
-        }
-        if !self.tie_embeddings {
-            f.push("untied head");
-        }
-        if !self.qkv_bias {
-            f.push("no QKV biases");
-        }
-        if !self.dense_bias {
-            f.push("no output/MLP biases");
-        }
-        f
+        ARCHITECTURE_FEATURES
+            .iter()
+            .zip(self.feature_flags())
+            .filter(|(_, on)| *on)
+            .map(|(f, _)| *f)
+            .collect()
+    }
+
+    /// [`Shape::architecture_features`] as bits, one per feature in the order
+    /// of [`ARCHITECTURE_FEATURES`] (0 for GPT-2's architecture).
+    pub fn architecture_bits(&self) -> u16 {
+        self.feature_flags()
+            .iter()
+            .enumerate()
+            .filter(|(_, on)| **on)
+            .fold(0, |bits, (i, _)| bits | (1 << i))
     }
 
     /// Whether every architectural choice is GPT-2's (MHA, head d/h, GELU
@@ -552,6 +554,19 @@ impl Shape {
         self.accounting
     }
 }
+
+/// The ways an architecture can depart from GPT-2's, as profiles record
+/// which ones their measurements covered.
+pub const ARCHITECTURE_FEATURES: [&str; 8] = [
+    "grouped-query attention",
+    "own head size",
+    "gated MLP",
+    "RMSNorm",
+    "RoPE",
+    "untied head",
+    "no QKV biases",
+    "no output/MLP biases",
+];
 
 /// The divisors of `n` (the valid key/value head counts of n heads).
 fn divisors(n: u64) -> String {
