@@ -55,7 +55,7 @@ pub fn candidate_pool() -> Vec<Candidate> {
                         // RMSNorm, RoPE, no biases), so an onboarding covers
                         // today's architectures too.
                         let heads = (d_model / 64).max(1);
-                        let llama = (heads % 4 == 0).then(|| ShapeSpec {
+                        let llama = (heads % 4 == 0).then_some(ShapeSpec {
                             kv_heads: Some(heads / 4),
                             mlp: Some(planner::Mlp::Gated),
                             norm: Some(planner::Norm::RmsNorm),
