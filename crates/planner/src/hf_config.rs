@@ -186,8 +186,12 @@ impl Keys<'_> {
 const LLAMA_LIKE: &[&str] = &[
     "llama",
     "mistral",
+    "mixtral",
     "qwen2",
+    "qwen2_moe",
     "qwen3",
+    "qwen3_moe",
+    "phi3",
     "gemma",
     "gemma2",
     "gemma3_text",
@@ -470,6 +474,26 @@ mod tests {
         assert!(all.contains("`sliding_window` = 4096"), "{all}");
         assert!(all.contains("`tie_word_embeddings` absent: took false"), "{all}");
         assert!(!c.spec.validate().unwrap().tie_embeddings());
+    }
+
+    #[test]
+    fn moe_families_read_as_llama_like_with_their_experts_named() {
+        let c = parse(
+            r#"{"model_type": "mixtral", "hidden_size": 4096, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+            "vocab_size": 32000, "num_local_experts": 8, "rms_norm_eps": 1e-5}"#,
+        )
+        .unwrap();
+        let s = c.spec.validate().unwrap();
+        assert_eq!(
+            (s.mlp(), s.tie_embeddings(), s.qkv_bias()),
+            (Mlp::Gated, false, false)
+        );
+        assert!(
+            c.warnings.iter().any(|w| w.contains("`num_local_experts` = 8")),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""GQA's decode effect, measured vs predicted: for the `gqa-effect` family
+(one model, kv_heads = h, h/4, h/8, contexts 512 and 2048) the measured
+per-token latency and peak memory next to a profile's predictions.
+
+    scripts/gqa-effect.py PROFILE.json LATENCY.jsonl MEMORY.jsonl [--plan PATH]
+
+Latency lines are `bench --mode decode` measurements, memory lines `bench
+memory --mode decode` ones; predictions come from `chimera-plan --json`.
+"""
+import json
+import os
+import subprocess
+import sys
+
+
+def plan_args(m):
+    bias = {(True, True): "all", (True, False): "qkv", (False, False): "none"}[(m["qkv_bias"], m["dense_bias"])]
+    args = ["--layers", str(m["layers"]), "--d-model", str(m["d_model"]), "--heads", str(m["heads"]),
+            "--kv-heads", str(m["kv_heads"]), "--head-dim", str(m["head_dim"]), "--d-ff", str(m["d_ff"]),
+            "--mlp", m["mlp"], "--norm", m["norm"], "--positions", m["position_encoding"], "--bias", bias,
+            "--vocab", str(m["vocab"]), "--batch", str(m["batch"]), "--max-positions", str(m["positions"]),
+            "--mode", "decode", "--context", str(m["seq"]), "--seq", "1", "--backend", m["backend"]]
+    if not m["tie_embeddings"]:
+        args.append("--untied")
+    return args
+
+
+def main():
+    argv = sys.argv[1:]
+    plan = os.environ.get("CHIMERA_PLAN", "/var/cache/chimera-target/release/chimera-plan")
+    if "--plan" in argv:
+        i = argv.index("--plan")
+        plan = argv[i + 1]
+        del argv[i:i + 2]
+    profile, latency_file, memory_file = argv
+    key = lambda m: (m["backend"], m["kv_heads"], m["seq"])
+    latency = {key(m): m for m in map(json.loads, open(latency_file))
+               if m.get("family") == "gqa-effect" and m.get("status") == "ok"}
+    memory = {key(m): m for m in map(json.loads, open(memory_file)) if m.get("kind") == "decode" and "kv_heads" in m}
+    print("| backend | kv_heads | context | measured ms/token | predicted | error | measured peak | predicted peak | error | KV cache |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k in sorted(latency, key=lambda k: (k[0], k[2], -k[1])):
+        m = latency[k]
+        out = json.loads(subprocess.run([plan, "--profile", profile, "--json", *plan_args(m)],
+                                        check=True, capture_output=True, text=True).stdout)
+        p = next(p for p in out["decode"]["predictions"] if p["backend"] == m["backend"])
+        calibrated = [b["decode"] for b in out["memory"]["backends"] if b["backend"] == m["backend"]]
+        predicted_mem = (calibrated[0] if calibrated else out["memory"]["decode"])["total_bytes"]
+        mem = memory.get(k)
+        peak = f"{mem['peak_bytes'] / 2**20:.0f} MiB" if mem else "–"
+        mem_err = f"{100 * (predicted_mem / mem['peak_bytes'] - 1):+.1f}%" if mem else "–"
+        print(f"| {m['backend']} | {m['kv_heads']} | {m['seq']} | {m['median_ms']:.2f} | {p['latency_ms']:.2f} "
+              f"| {100 * (p['latency_ms'] / m['median_ms'] - 1):+.1f}% | {peak} | {predicted_mem / 2**20:.0f} MiB "
+              f"| {mem_err} | {out['memory']['decode']['kv_cache_bytes'] / 2**20:.0f} MiB |")
+
+
+if __name__ == "__main__":
+    main()
