@@ -8,22 +8,20 @@ per-token latency and peak memory next to a profile's predictions.
 Latency lines are `bench --mode decode` measurements, memory lines `bench
 memory --mode decode` ones; predictions come from `chimera-plan --json`.
 """
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 
 
-def plan_args(m):
-    bias = {(True, True): "all", (True, False): "qkv", (False, False): "none"}[(m["qkv_bias"], m["dense_bias"])]
-    args = ["--layers", str(m["layers"]), "--d-model", str(m["d_model"]), "--heads", str(m["heads"]),
-            "--kv-heads", str(m["kv_heads"]), "--head-dim", str(m["head_dim"]), "--d-ff", str(m["d_ff"]),
-            "--mlp", m["mlp"], "--norm", m["norm"], "--positions", m["position_encoding"], "--bias", bias,
-            "--vocab", str(m["vocab"]), "--batch", str(m["batch"]), "--max-positions", str(m["positions"]),
-            "--mode", "decode", "--context", str(m["seq"]), "--seq", "1", "--backend", m["backend"]]
-    if not m["tie_embeddings"]:
-        args.append("--untied")
-    return args
+def score_profile():
+    """scripts/score-profile.py as a module (its name has a hyphen)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "score-profile.py")
+    spec = importlib.util.spec_from_file_location("score_profile", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main():
@@ -34,6 +32,7 @@ def main():
         plan = argv[i + 1]
         del argv[i:i + 2]
     profile, latency_file, memory_file = argv
+    shape_args = score_profile().shape_args
     key = lambda m: (m["backend"], m["kv_heads"], m["seq"])
     latency = {key(m): m for m in map(json.loads, open(latency_file))
                if m.get("family") == "gqa-effect" and m.get("status") == "ok"}
@@ -42,7 +41,7 @@ def main():
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for k in sorted(latency, key=lambda k: (k[0], k[2], -k[1])):
         m = latency[k]
-        out = json.loads(subprocess.run([plan, "--profile", profile, "--json", *plan_args(m)],
+        out = json.loads(subprocess.run([plan, "--profile", profile, "--json", *shape_args(m)],
                                         check=True, capture_output=True, text=True).stdout)
         p = next(p for p in out["decode"]["predictions"] if p["backend"] == m["backend"])
         calibrated = [b["decode"] for b in out["memory"]["backends"] if b["backend"] == m["backend"]]

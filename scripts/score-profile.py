@@ -20,9 +20,10 @@ from collections import Counter, defaultdict
 from statistics import median
 
 
-def predict(plan, profile, m):
-    args = [plan, "--profile", profile, "--json", "--layers", str(m["layers"]), "--d-model", str(m["d_model"]),
-            "--heads", str(m["heads"]), "--vocab", str(m["vocab"]), "--batch", str(m["batch"]), "--backend", m["backend"]]
+def shape_args(m):
+    """chimera-plan's arguments for a measurement line's shape, backend and phase."""
+    args = ["--layers", str(m["layers"]), "--d-model", str(m["d_model"]), "--heads", str(m["heads"]),
+            "--vocab", str(m["vocab"]), "--batch", str(m["batch"]), "--backend", m["backend"]]
     # The architecture, where the line is not GPT-2-style (absent fields: GPT-2's).
     args += ["--d-ff", str(m["d_ff"]), "--max-positions", str(m["positions"])]
     if "kv_heads" in m:
@@ -35,6 +36,11 @@ def predict(plan, profile, m):
         args += ["--mode", "decode", "--context", str(m["seq"]), "--seq", "1"]
     else:
         args += ["--seq", str(m["seq"])]
+    return args
+
+
+def predict(plan, profile, m):
+    args = [plan, "--profile", profile, "--json", *shape_args(m)]
     out = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
     preds = out["decode"]["predictions"] if m["kind"] == "decode" else out["predictions"]
     p = next(p for p in preds if p["backend"] == m["backend"])

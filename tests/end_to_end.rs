@@ -34,6 +34,28 @@ fn sweep_file(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// `bench fit` of `measurements` into `profile` (no memory file); its log.
+fn fit(measurements: &str, profile: &str, no_memory: &str, name: &str) -> String {
+    let fit = run_ok(
+        "bench",
+        &[
+            "fit",
+            "--measurements",
+            measurements,
+            "--out",
+            profile,
+            "--memory",
+            no_memory,
+            "--name",
+            name,
+            // The hypervisor may steal time from the test machine: fit every
+            // shape, so the check does not depend on a quiet machine.
+            "--keep-disturbed",
+        ],
+    );
+    String::from_utf8_lossy(&fit.stderr).into_owned()
+}
+
 fn median_ms(json: &[u8]) -> f64 {
     let v: serde_json::Value = serde_json::from_slice(json).expect("bench --json prints JSON");
     v["median_ms"].as_f64().expect("a measured shape has a median")
@@ -59,24 +81,7 @@ fn a_tiny_sweep_fits_a_profile_that_predicts_a_shape_it_never_saw() {
     args.extend(quick);
     let measured = median_ms(&run_ok("bench", &args).stdout);
     let profile = d("profile.json");
-    let fit = run_ok(
-        "bench",
-        &[
-            "fit",
-            "--measurements",
-            &measurements,
-            "--out",
-            &profile,
-            "--memory",
-            &d("no-memory.jsonl"),
-            "--name",
-            "end-to-end",
-            // The hypervisor may steal time from the test machine: fit every
-            // shape, so the check does not depend on a quiet machine.
-            "--keep-disturbed",
-        ],
-    );
-    let log = String::from_utf8_lossy(&fit.stderr);
+    let log = fit(&measurements, &profile, &d("no-memory.jsonl"), "end-to-end");
     assert!(log.contains("flex prefill: 10 shapes"), "{log}");
     let plan = run_ok(
         "chimera-plan",
@@ -147,21 +152,7 @@ fn a_tiny_llama_sweep_covers_its_architecture_and_predicts_an_unseen_llama_shape
     run_ok("bench", &args);
     let profile = d("profile.json");
     let no_memory = d("no-memory.jsonl");
-    run_ok(
-        "bench",
-        &[
-            "fit",
-            "--measurements",
-            &measurements,
-            "--out",
-            &profile,
-            "--memory",
-            &no_memory,
-            "--name",
-            "e2e-llama",
-            "--keep-disturbed",
-        ],
-    );
+    fit(&measurements, &profile, &no_memory, "e2e-llama");
     let fitted: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
     let features = fitted["backends"][0]["validity"]["architecture_features"].to_string();
