@@ -28,4 +28,7 @@ fn main() {
     println!("cargo:rustc-env=CHIMERA_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=../../.git/HEAD");
     println!("cargo:rerun-if-changed=../../.git/index");
+    // The dirty flag is of the sources as built: without this, an edit after
+    // the last commit kept the clean commit in every fingerprint.
+    println!("cargo:rerun-if-changed=../../crates");
 }
