@@ -346,39 +346,6 @@ fn resolve(profile: &Profile, request: &PlanRequest) -> Result<Resolved, PlanErr
         )));
     }
     let proposed = request.proposed()?;
-    let probe_shape = match proposed {
-        Some(s) => Some(s),
-        None => {
-            let heads = request.architecture.kv_heads.unwrap_or(1);
-            request
-                .spec(1, heads.saturating_mul(request.head_size), Some(heads))
-                .validate()
-                .ok()
-        }
-    };
-    let mut unpriced = vec![];
-    if let Some(shape) = probe_shape {
-        for b in &mut profile.backends {
-            if let Some(why) = b.decode.as_ref().and_then(|d| d.model.cannot_price(&shape)) {
-                unpriced.push(format!("{} decode: {why}", b.backend));
-                b.decode = None;
-            }
-        }
-        profile.backends.retain(|b| match b.model.cannot_price(&shape) {
-            Some(why) => {
-                unpriced.push(format!("{}: {why}", b.backend));
-                false
-            }
-            None => objective.supported_by(b),
-        });
-        if profile.backends.is_empty() {
-            return Err(invalid(format!(
-                "no backend of profile `{}` can price this architecture: {}",
-                profile.name,
-                unpriced.join("; ")
-            )));
-        }
-    }
     let base = match proposed {
         Some(s) => s,
         // A budget alone: one block of heads of `head_size` (as many as the
@@ -389,6 +356,29 @@ fn resolve(profile: &Profile, request: &PlanRequest) -> Result<Resolved, PlanErr
             request.spec(1, d_model, Some(heads)).validate()?
         }
     };
+    // The base has the architecture of every shape the answer prices: a
+    // backend whose operator model lacks one of its operators is left out.
+    let mut unpriced = vec![];
+    for b in &mut profile.backends {
+        if let Some(why) = b.decode.as_ref().and_then(|d| d.model.cannot_price(&base)) {
+            unpriced.push(format!("{} decode: {why}", b.backend));
+            b.decode = None;
+        }
+    }
+    profile.backends.retain(|b| match b.model.cannot_price(&base) {
+        Some(why) => {
+            unpriced.push(format!("{}: {why}", b.backend));
+            false
+        }
+        None => objective.supported_by(b),
+    });
+    if profile.backends.is_empty() {
+        return Err(invalid(format!(
+            "no backend of profile `{}` can price this architecture: {}",
+            profile.name,
+            unpriced.join("; ")
+        )));
+    }
     let budget = request
         .budget
         .or(proposed.map(|s| s.accounting().params.non_embedding));

@@ -418,7 +418,7 @@ impl Shape {
     /// Whether every architectural choice is GPT-2's (MHA, head d/h, GELU
     /// MLP, LayerNorm, learned positions, tied head, biases); d_ff may be any.
     pub fn is_gpt2_style(&self) -> bool {
-        self.architecture_suffix().is_empty()
+        self.architecture_bits() == 0
     }
     /// The architectural choices that differ from GPT-2's, as a short
     /// stable tag (`kv8.gated.rmsnorm.rope.untied.nobias`; empty for GPT-2).
