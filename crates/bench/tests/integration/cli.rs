@@ -63,6 +63,26 @@ fn bad_onboarding_and_fit_input_are_clear_errors() {
 }
 
 #[test]
+fn a_bad_shape_json_is_a_clear_error_and_measures_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.jsonl");
+    let out = out.to_str().unwrap();
+    for (json, needle) in [
+        ("{", "--shape-json"),
+        (
+            r#"{"layers": 2, "d_model": 64, "heads": 4, "kv_heads": 3}"#,
+            "kv_heads (3) must divide heads (4)",
+        ),
+        (r#"{"layers": 2, "d_model": 64, "mlp": "relu"}"#, "--shape-json"),
+    ] {
+        let (code, err) = bench(&["--shape-json", json, "--backend", "flex", "--out", out]);
+        assert_ne!(code, Some(0), "{json}");
+        assert!(err.contains(needle), "{json}: {err}");
+    }
+    assert!(!std::path::Path::new(out).exists(), "nothing measured");
+}
+
+#[test]
 fn bad_decode_and_memory_input_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.jsonl");
