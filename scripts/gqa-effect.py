@@ -5,7 +5,8 @@ per-token latency and peak memory next to a profile's predictions.
 
     scripts/gqa-effect.py PROFILE.json LATENCY.jsonl MEMORY.jsonl [--plan PATH]
 
-Latency lines are `bench --mode decode` measurements, memory lines `bench
+The last column is the share of CPU time the hypervisor stole during the
+latency measurement (the fit leaves out lines above 2%). Latency lines are `bench --mode decode` measurements, memory lines `bench
 memory --mode decode` ones; predictions come from `chimera-plan --json`.
 """
 import importlib.util
@@ -37,8 +38,8 @@ def main():
     latency = {key(m): m for m in map(json.loads, open(latency_file))
                if m.get("family") == "gqa-effect" and m.get("status") == "ok"}
     memory = {key(m): m for m in map(json.loads, open(memory_file)) if m.get("kind") == "decode" and "kv_heads" in m}
-    print("| backend | kv_heads | context | measured ms/token | predicted | error | measured peak | predicted peak | error | KV cache |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| backend | kv_heads | context | measured ms/token | predicted | error | measured peak | predicted peak | error | KV cache | stolen |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for k in sorted(latency, key=lambda k: (k[0], k[2], -k[1])):
         m = latency[k]
         out = json.loads(subprocess.run([plan, "--profile", profile, "--json", *shape_args(m)],
@@ -51,7 +52,8 @@ def main():
         mem_err = f"{100 * (predicted_mem / mem['peak_bytes'] - 1):+.1f}%" if mem else "–"
         print(f"| {m['backend']} | {m['kv_heads']} | {m['seq']} | {m['median_ms']:.2f} | {p['latency_ms']:.2f} "
               f"| {100 * (p['latency_ms'] / m['median_ms'] - 1):+.1f}% | {peak} | {predicted_mem / 2**20:.0f} MiB "
-              f"| {mem_err} | {out['memory']['decode']['kv_cache_bytes'] / 2**20:.0f} MiB |")
+              f"| {mem_err} | {out['memory']['decode']['kv_cache_bytes'] / 2**20:.0f} MiB "
+              f"| {(m.get('load') or {}).get('steal_pct', 0):.1f}% |")
 
 
 if __name__ == "__main__":
