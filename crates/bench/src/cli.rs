@@ -10,7 +10,7 @@ use bench::model::Gelu;
 use bench::record::Status;
 use bench::runner::{self, RunOptions};
 use bench::sweep::{self, Sweep};
-use bench::{backend, fitting, summary};
+use bench::{backend, calibrating, fitting, summary};
 use clap::{Args, Parser, Subcommand};
 use planner::{Phase, ShapeSpec};
 
@@ -48,6 +48,12 @@ enum Command {
     /// laws, check how much of each measured latency the operator sum explains,
     /// calibrate on a few anchors and score the rest.
     Compose(ComposeArgs),
+    /// Put a profile on this session's level: measure a few GPT-2-style
+    /// anchors now (about a minute per backend and phase), and scale each
+    /// backend's predictions by the median of their measured/predicted
+    /// ratios. A shared machine runs faster or slower from one hour to the
+    /// next; this corrects the level, not the shape of the model.
+    Calibrate(CalibrateArgs),
     /// One shape's memory, in this process (used by `memory`).
     #[command(hide = true)]
     MemoryProbe(ProbeArgs),
@@ -121,6 +127,33 @@ struct ComposeArgs {
     /// hypervisor stole time (left out by default, as the fit does).
     #[arg(long)]
     keep_disturbed: bool,
+}
+
+#[derive(Args, Clone)]
+struct CalibrateArgs {
+    /// The profile to calibrate (default: the embedded one).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Where to write the calibrated profile.
+    #[arg(long)]
+    out: PathBuf,
+    /// Calibrate from these measurement files (every line an anchor)
+    /// instead of measuring now.
+    #[arg(long, num_args = 1..)]
+    from: Vec<PathBuf>,
+    /// Backends to measure (default: the profile's that this build has).
+    #[arg(long, value_delimiter = ',')]
+    backend: Vec<String>,
+    /// Which steps to calibrate.
+    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    mode: Mode,
+    /// Measurement file the anchors are appended to (default:
+    /// ~/.local/share/chimera/measurements/calibration.jsonl, outside the committed data).
+    #[arg(long)]
+    measurements: Option<PathBuf>,
+    /// Time cap per anchor, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    max_time_per_shape: f64,
 }
 
 /// Where `bench ops` writes operator measurements.
@@ -397,11 +430,16 @@ fn sweeps_for(
 /// Where an ad-hoc shape's measurements go unless `--out` says: outside the
 /// committed data (which `bench fit` reads by default), in the user's data folder.
 fn ad_hoc_file() -> PathBuf {
+    user_measurements().join("ad-hoc.jsonl")
+}
+
+/// The user's own measurement folder, outside the committed data.
+fn user_measurements() -> PathBuf {
     let data = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("target"));
-    data.join("chimera/measurements/ad-hoc.jsonl")
+    data.join("chimera/measurements")
 }
 
 /// Ctrl-C presses so far: the first finishes the step in flight, the second stops at once.
@@ -1075,6 +1113,99 @@ fn ops(args: &OpsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn calibrate(args: &CalibrateArgs) -> anyhow::Result<()> {
+    let profile = match &args.profile {
+        Some(path) => calibrating::read_profile(path)?,
+        None => planner::default_profile(),
+    };
+    let (observations, source) = if args.from.is_empty() {
+        let out = args
+            .measurements
+            .clone()
+            .unwrap_or_else(|| user_measurements().join("calibration.jsonl"));
+        let backends: Vec<String> = if args.backend.is_empty() {
+            let names = profile.backend_names();
+            let here: Vec<String> = names
+                .iter()
+                .filter(|n| backend::info(n).is_ok())
+                .cloned()
+                .collect();
+            if here.is_empty() {
+                bail!(
+                    "this build has none of the profile's backends ({}); build with their features",
+                    names.join(", ")
+                );
+            }
+            here
+        } else {
+            args.backend.clone()
+        };
+        for name in &backends {
+            backend::info(name)?;
+        }
+        if !(args.max_time_per_shape.is_finite() && args.max_time_per_shape > 0.0) {
+            bail!("--max-time-per-shape must be a positive number of seconds");
+        }
+        install_interrupt_handler();
+        let schedule = Schedule {
+            job_time_cap: Duration::from_secs_f64(args.max_time_per_shape),
+            ..Schedule::default()
+        };
+        let mut observations = vec![];
+        for phase in args.mode.phases() {
+            let sweep = Sweep::calibration(phase)?;
+            for name in &backends {
+                let report = runner::run(
+                    &sweep,
+                    &RunOptions {
+                        backend: name,
+                        gelu: Gelu::Exact,
+                        phase,
+                        schedule: schedule.clone(),
+                        out: &out,
+                        fresh: true,
+                        progress: true,
+                        stop: &interrupted,
+                        on_saved: &|_| {},
+                    },
+                )?;
+                if report.interrupted {
+                    return Err(Interrupted(format!(
+                        "interrupted: the anchors measured so far are in {}; nothing was calibrated",
+                        out.display()
+                    ))
+                    .into());
+                }
+                observations.extend(report.written.iter().filter_map(fitting::observation));
+            }
+        }
+        (observations, out.display().to_string())
+    } else {
+        let mut skipped = vec![];
+        let sessions = fitting::read_sessions(&args.from, &mut skipped)?;
+        for line in &skipped {
+            eprintln!("warning: {line}");
+        }
+        let names: Vec<String> = args.from.iter().map(|p| p.display().to_string()).collect();
+        let observations = sessions.into_iter().flat_map(|s| s.observations).collect();
+        (observations, names.join(", "))
+    };
+    let (calibrated, fits) = fit::session_level::calibrate_profile(&profile, &observations, &source)?;
+    print!("{}", calibrating::table(&fits));
+    for f in &fits {
+        if let Some(cpu) = &f.other_machine {
+            eprintln!(
+                "warning: {} {}: the anchors ran on `{cpu}`, not the profile's machine; a level moves the profile's predictions, it does not make them another machine's (its regimes and kernel thresholds stay the profile's)",
+                f.backend,
+                f.phase.name()
+            );
+        }
+    }
+    calibrating::write_profile(&args.out, &calibrated)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -1087,6 +1218,7 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Memory(args)) => memory(&args),
         Some(Command::Ops(args)) => ops(&args),
         Some(Command::Compose(args)) => compose(&args),
+        Some(Command::Calibrate(args)) => calibrate(&args),
         Some(Command::MemoryProbe(args)) => memory_probe(&args),
     }
 }

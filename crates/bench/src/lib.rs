@@ -4,6 +4,7 @@
 //! tested without a model (statistics, stopping rule, storage) is tested so.
 
 pub mod backend;
+pub mod calibrating;
 pub mod composing;
 pub mod fingerprint;
 pub mod fitting;

@@ -27,6 +27,11 @@ pub const DECODE_SWEEP: &str = include_str!("../../../data/sweeps/decode.toml");
 pub const LLAMA_SWEEP: &str = include_str!("../../../data/sweeps/llama.toml");
 /// Llama-style decode shapes, measured with the decode sweep.
 pub const LLAMA_DECODE_SWEEP: &str = include_str!("../../../data/sweeps/llama-decode.toml");
+/// GPT-2-style prefill anchors: what `bench calibrate` measures to put a
+/// profile on a session's level (the shapes that levelled the Llama sessions).
+pub const CALIBRATION_SWEEP: &str = include_str!("../../../data/sweeps/llama-anchors.toml");
+/// The decode anchors of `bench calibrate` (`seq` is the context c).
+pub const CALIBRATION_DECODE_SWEEP: &str = include_str!("../../../data/sweeps/llama-anchors-decode.toml");
 /// Tiny shapes for tests and smoke runs.
 pub const QUICK_SWEEP: &str = include_str!("../../../data/sweeps/quick.toml");
 
@@ -129,6 +134,14 @@ impl Sweep {
         Ok(sweep)
     }
 
+    /// The anchors `bench calibrate` measures for `phase`.
+    pub fn calibration(phase: planner::Phase) -> Result<Sweep, SweepError> {
+        Sweep::parse(match phase {
+            planner::Phase::Prefill => CALIBRATION_SWEEP,
+            planner::Phase::Decode => CALIBRATION_DECODE_SWEEP,
+        })
+    }
+
     /// A sweep of one ad-hoc shape.
     pub fn single(shape: Shape) -> Sweep {
         Sweep {
@@ -197,6 +210,24 @@ mod tests {
             assert!(
                 sweep.entries.iter().filter(|e| e.family == fam).count() >= 3,
                 "{fam}"
+            );
+        }
+    }
+
+    #[test]
+    fn calibration_anchors_are_enough_gpt2_style_shapes() {
+        for phase in planner::Phase::ALL {
+            let sweep = Sweep::calibration(phase).unwrap();
+            assert!(
+                sweep.entries.len() >= 2 * fit::session_level::MIN_ANCHORS,
+                "{phase:?}"
+            );
+            // GPT-2-style: every profile has measured such shapes.
+            assert!(
+                sweep
+                    .entries
+                    .iter()
+                    .all(|e| e.shape.architecture_features().is_empty())
             );
         }
     }

@@ -363,6 +363,9 @@ fn render(answer: &Plan, top: usize, machine: &str) -> String {
         );
     }
     let _ = writeln!(o, "profile  {}", answer.profile);
+    for level in &answer.sessions {
+        let _ = writeln!(o, "session  {level} (bench calibrate)");
+    }
     let _ = writeln!(o, "{machine}");
     for why in &answer.unpriced {
         let _ = writeln!(

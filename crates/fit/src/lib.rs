@@ -23,6 +23,7 @@ pub mod profile_fit;
 pub mod regimes;
 pub mod report;
 pub mod scaling;
+pub mod session_level;
 pub mod sessions;
 pub mod stats;
 

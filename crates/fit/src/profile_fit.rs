@@ -392,6 +392,7 @@ pub fn fit_backend(
                 .collect(),
             decode: None,
             memory: None,
+            session: None,
         },
         held_out_ms,
         further_checks,

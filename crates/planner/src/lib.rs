@@ -26,6 +26,7 @@ pub mod predict;
 pub mod presets;
 pub mod profile;
 pub mod recommend;
+pub mod session;
 pub mod shape;
 
 pub use accounting::Accounting;

@@ -193,6 +193,10 @@ pub struct Plan {
     pub recommendations: Option<Recommendation>,
     /// The machine the profile describes, per backend ("flex: AMD EPYC (…), 2 cores").
     pub machines: Vec<String>,
+    /// The session levels the profile was calibrated to, per backend and
+    /// phase ([`crate::session::SessionLevel::describe`]); empty: the fit's own.
+    #[serde(default)]
+    pub sessions: Vec<String>,
     /// Backends of the profile without a decode model.
     pub without_decode: Vec<String>,
     /// Backends of the profile without measured memory overheads.
@@ -534,6 +538,22 @@ pub fn plan(profile: &Profile, request: &PlanRequest) -> Result<Plan, PlanError>
             .backends
             .iter()
             .map(|b| format!("{}: {}", b.backend, crate::machine::describe(&b.fingerprint)))
+            .collect(),
+        sessions: profile
+            .backends
+            .iter()
+            .flat_map(|b| {
+                let decode = b
+                    .decode
+                    .as_deref()
+                    .and_then(|d| d.session.as_ref())
+                    .map(|l| (Phase::Decode, l));
+                let prefill = b.session.as_ref().map(|l| (Phase::Prefill, l));
+                prefill
+                    .into_iter()
+                    .chain(decode)
+                    .map(|(phase, l)| l.describe(&b.backend, phase))
+            })
             .collect(),
         without_decode: names_where(&profile, |b| b.decode.is_none()),
         without_memory: names_where(&profile, |b| b.memory.is_none()),

@@ -33,8 +33,12 @@
 //!                                         // decode steps (`seq` = context c); no
 //!                                         // nested `decode`
 //!     "memory": {"runtime_bytes": 1.6e6, "matmul_workspace_bytes": 2.9e7, "measurements": 67,
-//!                "held_out_mape_pct": 1.9, "held_out_within_10pct": 0.97, "held_out_worst_pct": 12.0}
+//!                "held_out_mape_pct": 1.9, "held_out_within_10pct": 0.97, "held_out_worst_pct": 12.0},
 //!                                         // optional: measured overheads beyond tensors
+//!     "session": {"factor": 1.42, "anchors": 8, "ratio_range": [0.93, 1.08],
+//!                 "measured_utc": "2026-12-01T19:40:00Z", "source": "calibration.jsonl (run …)"}
+//!                                         // optional (also in `decode`): `bench calibrate`
+//!                                         // scaled `model` to a session's level
 //!   }]
 //! }
 //! ```
@@ -126,6 +130,10 @@ pub struct BackendProfile {
     /// The backend's memory overheads, where `bench memory` measured them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<crate::memory::MemoryCalibration>,
+    /// The session level `model` was scaled to, where `bench calibrate`
+    /// measured anchors ([`crate::session`]); absent: the fit's own level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<crate::session::SessionLevel>,
 }
 
 /// A model kept for comparison.
@@ -305,6 +313,11 @@ impl BackendProfile {
         ];
         if ranges.iter().any(|[lo, hi]| lo > hi) {
             return invalid(format!("backend `{}`: a validity range has min > max", b.backend));
+        }
+        if let Some(level) = &b.session {
+            level
+                .check()
+                .or_else(|m| invalid(format!("backend `{}`: {m}", b.backend)))?;
         }
         if b.held_out_points
             .iter()

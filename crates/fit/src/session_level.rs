@@ -1,0 +1,283 @@
+//! A profile put on the level of today's session: the median of a few anchor
+//! shapes' measured/predicted ratios, per backend and phase, multiplies that
+//! backend's predictions ([`planner::session`] applies it).
+//!
+//! The median, not the mean: one anchor measured while a neighbour took the
+//! memory bus must not move the level. The anchors' spread after the level is
+//! divided out is kept with it, so a user sees how evenly the session moved.
+
+use std::collections::BTreeMap;
+
+use planner::profile::BackendProfile;
+use planner::session::SessionLevel;
+use planner::{Phase, Profile, Shape};
+use thiserror::Error;
+
+use crate::observation::Observation;
+use crate::stats::median;
+
+/// Anchors one backend and phase needs before its level is moved: with fewer,
+/// one disturbed measurement would be the level.
+pub const MIN_ANCHORS: usize = 3;
+
+/// One anchor: a shape measured now, and what the profile predicted for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnchorRatio {
+    /// The shape (decode: `seq` is the context).
+    pub shape: Shape,
+    /// Measured median, ms.
+    pub measured_ms: f64,
+    /// The profile's prediction before this calibration, ms.
+    pub predicted_ms: f64,
+}
+
+impl AnchorRatio {
+    /// Measured / predicted.
+    pub fn ratio(&self) -> f64 {
+        self.measured_ms / self.predicted_ms
+    }
+}
+
+/// The level fitted for one backend and phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelFit {
+    /// Backend.
+    pub backend: String,
+    /// Phase.
+    pub phase: Phase,
+    /// Median measured/predicted of the anchors: what predictions are multiplied by.
+    pub ratio: f64,
+    /// Every anchor used.
+    pub anchors: Vec<AnchorRatio>,
+    /// Observations not used: taken while the machine was not its own.
+    pub disturbed: usize,
+    /// The anchors' CPU differs from the profile's: a level cannot make one
+    /// machine's profile another's (their regimes differ), so say so.
+    pub other_machine: Option<String>,
+}
+
+/// Why a session level cannot be fitted.
+#[derive(Debug, Error, PartialEq)]
+pub enum LevelError {
+    /// No observation at all.
+    #[error("no anchor measurements to calibrate from")]
+    NoAnchors,
+    /// A backend the profile does not have.
+    #[error("anchors of backend `{name}`, which the profile does not have (it has: {available})")]
+    UnknownBackend {
+        /// The anchors' backend.
+        name: String,
+        /// The profile's.
+        available: String,
+    },
+    /// Decode anchors for a backend without a decode model.
+    #[error("decode anchors of backend `{0}`, whose profile has no decode model")]
+    NoDecodeModel(String),
+    /// Too few usable anchors.
+    #[error(
+        "{backend} {}: {have} usable anchor(s) ({disturbed} taken while the machine was not its own), need at least {MIN_ANCHORS}",
+        phase.name()
+    )]
+    TooFewAnchors {
+        /// Backend.
+        backend: String,
+        /// Phase.
+        phase: Phase,
+        /// Usable anchors.
+        have: usize,
+        /// Left out as disturbed.
+        disturbed: usize,
+    },
+}
+
+/// Fits the session level of every backend and phase the observations
+/// measured, and returns the profile moved to it (backends and phases
+/// without anchors keep their level) with what was fitted.
+pub fn calibrate_profile(
+    profile: &Profile,
+    observations: &[Observation],
+    source: &str,
+) -> Result<(Profile, Vec<LevelFit>), LevelError> {
+    if observations.is_empty() {
+        return Err(LevelError::NoAnchors);
+    }
+    let mut groups: BTreeMap<(String, Phase), Vec<&Observation>> = BTreeMap::new();
+    for o in observations {
+        groups.entry((o.backend.clone(), o.phase)).or_default().push(o);
+    }
+    let mut moved = profile.clone();
+    let mut fits = vec![];
+    for ((backend, phase), group) in groups {
+        let entry = moved
+            .backends
+            .iter_mut()
+            .find(|b| b.backend == backend)
+            .ok_or_else(|| LevelError::UnknownBackend {
+                name: backend.clone(),
+                available: profile.backend_names().join(", "),
+            })?;
+        let target: &mut BackendProfile = match phase {
+            Phase::Prefill => entry,
+            Phase::Decode => entry
+                .decode
+                .as_deref_mut()
+                .ok_or_else(|| LevelError::NoDecodeModel(backend.clone()))?,
+        };
+        let (fit, level) = fit_level(target, &backend, phase, &group, source)?;
+        *target = target.at_session_level(fit.ratio, level);
+        fits.push(fit);
+    }
+    Ok((moved, fits))
+}
+
+fn fit_level(
+    target: &BackendProfile,
+    backend: &str,
+    phase: Phase,
+    group: &[&Observation],
+    source: &str,
+) -> Result<(LevelFit, SessionLevel), LevelError> {
+    let usable: Vec<&&Observation> = group.iter().filter(|o| o.disturbed.is_none()).collect();
+    let disturbed = group.len() - usable.len();
+    let anchors: Vec<AnchorRatio> = usable
+        .iter()
+        .map(|o| AnchorRatio {
+            shape: o.shape.clone(),
+            measured_ms: o.median_ms,
+            predicted_ms: target.model.predict_ms(&o.shape),
+        })
+        .filter(|a| a.predicted_ms.is_finite() && a.predicted_ms > 0.0 && a.measured_ms > 0.0)
+        .collect();
+    if anchors.len() < MIN_ANCHORS {
+        return Err(LevelError::TooFewAnchors {
+            backend: backend.to_string(),
+            phase,
+            have: anchors.len(),
+            disturbed,
+        });
+    }
+    let ratios: Vec<f64> = anchors.iter().map(AnchorRatio::ratio).collect();
+    let ratio = median(&ratios);
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min) / ratio;
+    let hi = ratios.iter().copied().fold(0.0, f64::max) / ratio;
+    let measured_utc = usable
+        .iter()
+        .map(|o| o.timestamp_utc.as_str())
+        .max()
+        .unwrap_or_default()
+        .to_string();
+    let mut runs: Vec<&str> = usable.iter().map(|o| o.run_id.as_str()).collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let cpu = |m: &BTreeMap<String, String>| m.get("cpu").cloned().unwrap_or_default();
+    let other_machine = usable
+        .iter()
+        .map(|o| cpu(&o.fingerprint))
+        .find(|c| *c != cpu(&target.fingerprint));
+    let level = SessionLevel {
+        factor: ratio,
+        anchors: anchors.len(),
+        ratio_range: [lo, hi],
+        measured_utc,
+        source: format!("{source} (run {})", runs.join(", ")),
+    };
+    let fit = LevelFit {
+        backend: backend.to_string(),
+        phase,
+        ratio,
+        anchors,
+        disturbed,
+        other_machine,
+    };
+    Ok((fit, level))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::Disturbance;
+    use crate::observation::fixtures::{SHAPES, observation};
+
+    /// A one-backend profile whose prefill prediction is the fixture's FLOP law.
+    fn profile() -> Profile {
+        let mut p = planner::default_profile();
+        p.backends.truncate(1);
+        p.backends[0].backend = "flex".into();
+        p
+    }
+
+    /// Anchors measured `factor` × what the profile predicts, the i-th ×(1 + jitter_i).
+    fn anchors(p: &Profile, factor: f64, jitter: &[f64]) -> Vec<Observation> {
+        SHAPES
+            .iter()
+            .zip(jitter)
+            .map(|(&(l, d), j)| {
+                let mut o = observation("flex", l, d, 1.0);
+                o.median_ms = factor * (1.0 + j) * p.backends[0].model.predict_ms(&o.shape);
+                o
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_level_is_the_median_ratio_and_predictions_move_by_it() {
+        let p = profile();
+        // One anchor measured while disturbed in earnest: the median ignores it.
+        let obs = anchors(&p, 1.4, &[0.0, 0.02, -0.02, 0.01, 0.9]);
+        let (moved, fits) = calibrate_profile(&p, &obs, "anchors.jsonl").unwrap();
+        assert_eq!(fits.len(), 1);
+        assert!((fits[0].ratio - 1.4 * 1.01).abs() < 1e-9, "{}", fits[0].ratio);
+        let shape = obs[0].shape.clone();
+        let before = p.backends[0].model.predict_ms(&shape);
+        let after = moved.backends[0].model.predict_ms(&shape);
+        assert!((after / before - fits[0].ratio).abs() < 1e-9);
+        let level = moved.backends[0].session.as_ref().unwrap();
+        assert_eq!(level.anchors, 5);
+        assert!(
+            level.ratio_range[1] > 1.8,
+            "the outlier shows in the spread: {level:?}"
+        );
+        assert!(level.source.starts_with("anchors.jsonl (run "));
+        assert!(
+            fits[0].other_machine.is_some(),
+            "the fixture's CPU is not the default profile's"
+        );
+        // The moved profile is still a valid one.
+        Profile::from_json(&moved.to_json()).unwrap();
+    }
+
+    #[test]
+    fn disturbed_and_too_few_anchors_are_refused_with_counts() {
+        let p = profile();
+        let mut obs = anchors(&p, 1.0, &[0.0; 4]);
+        obs[0].disturbed = Some(Disturbance::Stolen);
+        obs[1].disturbed = Some(Disturbance::Busy);
+        let err = calibrate_profile(&p, &obs, "x").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "flex prefill: 2 usable anchor(s) (2 taken while the machine was not its own), need at least {MIN_ANCHORS}"
+            )
+        );
+        assert_eq!(
+            calibrate_profile(&p, &[], "x").unwrap_err(),
+            LevelError::NoAnchors
+        );
+    }
+
+    #[test]
+    fn unknown_backends_and_missing_decode_models_are_named() {
+        let mut p = profile();
+        let mut obs = anchors(&p, 1.0, &[0.0; 3]);
+        obs.iter_mut().for_each(|o| o.backend = "wgpu".into());
+        let err = calibrate_profile(&p, &obs, "x").unwrap_err().to_string();
+        assert!(err.contains("`wgpu`") && err.contains("flex"), "{err}");
+        p.backends[0].decode = None;
+        let mut obs = anchors(&p, 1.0, &[0.0; 3]);
+        obs.iter_mut().for_each(|o| o.phase = Phase::Decode);
+        assert_eq!(
+            calibrate_profile(&p, &obs, "x").unwrap_err(),
+            LevelError::NoDecodeModel("flex".into())
+        );
+    }
+}
