@@ -183,6 +183,8 @@ function render(plan, charts) {
   const machine = document.createElement("p");
   machine.id = "machine";
   machine.textContent = `Measured on: ${plan.machines.join("; ")}. Predictions describe that machine; run \`bench profile\` to onboard yours.`;
+  // A profile put on one session's level by `bench calibrate` says which, and by how much.
+  if (plan.sessions.length) machine.textContent += ` Calibrated to a session (bench calibrate): ${plan.sessions.join("; ")}.`;
   summary.appendChild(machine);
 
   const tbody = $("predictions").querySelector("tbody");

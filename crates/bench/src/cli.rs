@@ -147,6 +147,10 @@ struct CalibrateArgs {
     /// Which steps to calibrate.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     mode: Mode,
+    /// Which built-in anchors to measure: shapes of the architecture the
+    /// profile will be asked about level it best.
+    #[arg(long, value_enum, default_value_t = AnchorSet::Gpt2)]
+    anchors: AnchorSet,
     /// Measurement file the anchors are appended to (default:
     /// ~/.local/share/chimera/measurements/calibration.jsonl, outside the committed data).
     #[arg(long)]
@@ -230,6 +234,23 @@ impl Mode {
             Mode::Prefill => vec![Phase::Prefill],
             Mode::Decode => vec![Phase::Decode],
             Mode::Both => Phase::ALL.to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AnchorSet {
+    /// Eight GPT-2-style shapes per phase.
+    Gpt2,
+    /// Eight Llama-style shapes per phase (grouped-query attention, SwiGLU, RMSNorm, RoPE).
+    Llama,
+}
+
+impl AnchorSet {
+    fn anchors(self) -> sweep::Anchors {
+        match self {
+            AnchorSet::Gpt2 => sweep::Anchors::Gpt2,
+            AnchorSet::Llama => sweep::Anchors::Llama,
         }
     }
 }
@@ -1153,7 +1174,7 @@ fn calibrate(args: &CalibrateArgs) -> anyhow::Result<()> {
         };
         let mut observations = vec![];
         for phase in args.mode.phases() {
-            let sweep = Sweep::calibration(phase)?;
+            let sweep = Sweep::calibration(args.anchors.anchors(), phase)?;
             for name in &backends {
                 let report = runner::run(
                     &sweep,

@@ -32,6 +32,23 @@ pub const LLAMA_DECODE_SWEEP: &str = include_str!("../../../data/sweeps/llama-de
 pub const CALIBRATION_SWEEP: &str = include_str!("../../../data/sweeps/llama-anchors.toml");
 /// The decode anchors of `bench calibrate` (`seq` is the context c).
 pub const CALIBRATION_DECODE_SWEEP: &str = include_str!("../../../data/sweeps/llama-anchors-decode.toml");
+/// Llama-style prefill anchors (`bench calibrate --anchors llama`): shapes of `llama.toml`.
+pub const CALIBRATION_LLAMA_SWEEP: &str = include_str!("../../../data/sweeps/calibration-llama.toml");
+/// Llama-style decode anchors: shapes of `llama-decode.toml`.
+pub const CALIBRATION_LLAMA_DECODE_SWEEP: &str =
+    include_str!("../../../data/sweeps/calibration-llama-decode.toml");
+
+/// Which built-in anchors `bench calibrate` measures: a session's level is
+/// best measured on the architecture the profile will be asked about (on
+/// flex, GPT-2-style and Llama-style shapes moved differently between
+/// sessions of 2026-12-01).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchors {
+    /// GPT-2-style shapes (`llama-anchors*.toml`).
+    Gpt2,
+    /// Llama-style shapes (`calibration-llama*.toml`).
+    Llama,
+}
 /// Tiny shapes for tests and smoke runs.
 pub const QUICK_SWEEP: &str = include_str!("../../../data/sweeps/quick.toml");
 
@@ -135,10 +152,13 @@ impl Sweep {
     }
 
     /// The anchors `bench calibrate` measures for `phase`.
-    pub fn calibration(phase: planner::Phase) -> Result<Sweep, SweepError> {
-        Sweep::parse(match phase {
-            planner::Phase::Prefill => CALIBRATION_SWEEP,
-            planner::Phase::Decode => CALIBRATION_DECODE_SWEEP,
+    pub fn calibration(anchors: Anchors, phase: planner::Phase) -> Result<Sweep, SweepError> {
+        use planner::Phase::{Decode, Prefill};
+        Sweep::parse(match (anchors, phase) {
+            (Anchors::Gpt2, Prefill) => CALIBRATION_SWEEP,
+            (Anchors::Gpt2, Decode) => CALIBRATION_DECODE_SWEEP,
+            (Anchors::Llama, Prefill) => CALIBRATION_LLAMA_SWEEP,
+            (Anchors::Llama, Decode) => CALIBRATION_LLAMA_DECODE_SWEEP,
         })
     }
 

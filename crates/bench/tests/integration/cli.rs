@@ -258,3 +258,88 @@ fn fit_says_which_machines_it_found_and_fits_the_one_asked_for() {
         "{err}"
     );
 }
+
+/// `calibrate --from` levels the embedded profile on another session of its
+/// own machine, records the level, and moves predictions by exactly it; too
+/// few anchors and a missing profile are clear errors that write nothing.
+#[test]
+fn calibrate_levels_a_profile_from_anchor_files_and_refuses_too_few() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("calibrated.json");
+    let out = out.to_str().unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/measurements/");
+    let (prefill, decode) = (
+        format!("{data}cpu-pass2.jsonl"),
+        format!("{data}decode-batch2-pass2.jsonl"),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["calibrate", "--from", &prefill, &decode, "--out", out])
+        .output()
+        .unwrap();
+    let (table, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    for row in [
+        "| flex | prefill |",
+        "| ndarray | prefill |",
+        "| flex | decode |",
+        "| ndarray | decode |",
+    ] {
+        assert!(table.contains(row), "no {row} row:\n{table}");
+    }
+    let before = planner::default_profile();
+    let after = planner::Profile::from_json(&std::fs::read_to_string(out).unwrap()).unwrap();
+    let shape = planner::ShapeSpec::new(8, 512).validate().unwrap();
+    for (b, a) in before.backends.iter().zip(&after.backends) {
+        for (b, a) in [
+            (b, a),
+            (b.decode.as_deref().unwrap(), a.decode.as_deref().unwrap()),
+        ] {
+            let level = a
+                .session
+                .as_ref()
+                .expect("every backend and phase was calibrated");
+            assert!(
+                level.anchors >= 3 && level.source.contains("cpu-pass2.jsonl"),
+                "{level:?}"
+            );
+            // The fit's own machine, another session: a level near 1.
+            assert!((0.7..1.4).contains(&level.factor), "{level:?}");
+            let ratio = a.model.predict_ms(&shape) / b.model.predict_ms(&shape);
+            assert!((ratio / level.factor - 1.0).abs() < 1e-9, "{ratio} vs {level:?}");
+        }
+    }
+
+    let two = dir.path().join("two.jsonl");
+    let lines: Vec<&str> = include_str!("../../../../data/measurements/cpu-pass2.jsonl")
+        .lines()
+        .filter(|l| l.contains("\"backend\":\"flex\"") && l.contains("\"status\":\"ok\""))
+        .take(2)
+        .collect();
+    std::fs::write(&two, lines.join("\n") + "\n").unwrap();
+    let fresh = dir.path().join("none.json");
+    let fresh = fresh.to_str().unwrap();
+    let (code, err) = bench(&["calibrate", "--from", two.to_str().unwrap(), "--out", fresh]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("flex prefill: 2 usable anchor(s)") && err.contains("need at least 3"),
+        "{err}"
+    );
+    let (code, err) = bench(&[
+        "calibrate",
+        "--profile",
+        "/nonexistent/p.json",
+        "--from",
+        &prefill,
+        "--out",
+        fresh,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("/nonexistent/p.json"), "{err}");
+    assert!(
+        !std::path::Path::new(fresh).exists(),
+        "nothing written on an error"
+    );
+}
