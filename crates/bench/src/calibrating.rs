@@ -35,19 +35,26 @@ pub fn write_profile(path: &Path, profile: &Profile) -> anyhow::Result<()> {
 /// One row per backend and phase: anchors, the level, and how evenly they moved.
 pub fn table(fits: &[LevelFit]) -> String {
     let mut out = String::from(
-        "| backend | phase | anchors | left out (disturbed) | level (measured / predicted, median) | anchors' spread around it |\n|---|---|---:|---:|---:|---|\n",
+        "| backend | phase | anchors | left out (disturbed) | measured / predicted (median) | 95% CI | moved | anchors' spread around it |\n|---|---|---:|---:|---:|---|---|---|\n",
     );
     for f in fits {
         let ratios: Vec<f64> = f.anchors.iter().map(|a| a.ratio() / f.ratio).collect();
         let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ratios.iter().copied().fold(0.0, f64::max);
         out.push_str(&format!(
-            "| {} | {} | {} | {} | ×{:.3} | {:+.1}% … {:+.1}% |\n",
+            "| {} | {} | {} | {} | ×{:.3} | {:.3}–{:.3} | {} | {:+.1}% … {:+.1}% |\n",
             f.backend,
             f.phase.name(),
             f.anchors.len(),
             f.disturbed,
             f.ratio,
+            f.ratio_ci95[0],
+            f.ratio_ci95[1],
+            if f.applied {
+                "yes"
+            } else {
+                "no: the interval includes 1"
+            },
             100.0 * (lo - 1.0),
             100.0 * (hi - 1.0)
         ));
@@ -73,6 +80,8 @@ mod tests {
             backend: "flex".into(),
             phase: Phase::Decode,
             ratio: 1.2,
+            ratio_ci95: [1.14, 1.32],
+            applied: true,
             anchors: vec![anchor(11.4), anchor(12.0), anchor(13.2)],
             disturbed: 1,
             other_machine: None,

@@ -48,11 +48,12 @@ enum Command {
     /// laws, check how much of each measured latency the operator sum explains,
     /// calibrate on a few anchors and score the rest.
     Compose(ComposeArgs),
-    /// Put a profile on this session's level: measure a few GPT-2-style
-    /// anchors now (about a minute per backend and phase), and scale each
-    /// backend's predictions by the median of their measured/predicted
-    /// ratios. A shared machine runs faster or slower from one hour to the
-    /// next; this corrects the level, not the shape of the model.
+    /// Put a profile on this session's level: measure eight anchor shapes
+    /// per backend and phase now (GPT-2-style or, with `--anchors llama`,
+    /// Llama-style; about a minute each), and scale each backend's
+    /// predictions by the median of their measured/predicted ratios. A
+    /// shared machine runs faster or slower from one hour to the next; this
+    /// corrects the level, not the shape of the model.
     Calibrate(CalibrateArgs),
     /// One shape's memory, in this process (used by `memory`).
     #[command(hide = true)]
@@ -144,7 +145,7 @@ struct CalibrateArgs {
     /// Backends to measure (default: the profile's that this build has).
     #[arg(long, value_delimiter = ',')]
     backend: Vec<String>,
-    /// Which steps to calibrate.
+    /// Which steps to calibrate (with `--from`: which lines to use).
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     mode: Mode,
     /// Which built-in anchors to measure: shapes of the architecture the
@@ -1208,7 +1209,12 @@ fn calibrate(args: &CalibrateArgs) -> anyhow::Result<()> {
             eprintln!("warning: {line}");
         }
         let names: Vec<String> = args.from.iter().map(|p| p.display().to_string()).collect();
-        let observations = sessions.into_iter().flat_map(|s| s.observations).collect();
+        let phases = args.mode.phases();
+        let observations = sessions
+            .into_iter()
+            .flat_map(|s| s.observations)
+            .filter(|o| phases.contains(&o.phase))
+            .collect();
         (observations, names.join(", "))
     };
     let (calibrated, fits) = fit::session_level::calibrate_profile(&profile, &observations, &source)?;

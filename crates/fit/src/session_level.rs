@@ -3,7 +3,10 @@
 //! backend's predictions ([`planner::session`] applies it).
 //!
 //! The median, not the mean: one anchor measured while a neighbour took the
-//! memory bus must not move the level. The anchors' spread after the level is
+//! memory bus must not move the level. And only when its 95% bootstrap
+//! interval excludes 1: eight anchors of a session already on the profile's
+//! level scatter by several percent, and moving by that scatter made held-out
+//! shapes worse (2026-12-01, README). The anchors' spread after the level is
 //! divided out is kept with it, so a user sees how evenly the session moved.
 
 use std::collections::BTreeMap;
@@ -14,11 +17,14 @@ use planner::{Phase, Profile, Shape};
 use thiserror::Error;
 
 use crate::observation::Observation;
-use crate::stats::median;
+use crate::stats::{bootstrap_median_ci, median, sorted};
 
 /// Anchors one backend and phase needs before its level is moved: with fewer,
 /// one disturbed measurement would be the level.
 pub const MIN_ANCHORS: usize = 3;
+
+/// Bootstrap resamples of the level's interval.
+const RESAMPLES: usize = 2000;
 
 /// One anchor: a shape measured now, and what the profile predicted for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,8 +51,12 @@ pub struct LevelFit {
     pub backend: String,
     /// Phase.
     pub phase: Phase,
-    /// Median measured/predicted of the anchors: what predictions are multiplied by.
+    /// Median measured/predicted of the anchors.
     pub ratio: f64,
+    /// Its 95% bootstrap confidence interval.
+    pub ratio_ci95: [f64; 2],
+    /// Whether predictions were multiplied by `ratio` (the interval excludes 1).
+    pub applied: bool,
     /// Every anchor used.
     pub anchors: Vec<AnchorRatio>,
     /// Observations not used: taken while the machine was not its own.
@@ -124,7 +134,7 @@ pub fn calibrate_profile(
                 .ok_or_else(|| LevelError::NoDecodeModel(backend.clone()))?,
         };
         let (fit, level) = fit_level(target, &backend, phase, &group, source)?;
-        *target = target.at_session_level(fit.ratio, level);
+        *target = target.at_session_level(level);
         fits.push(fit);
     }
     Ok((moved, fits))
@@ -158,6 +168,8 @@ fn fit_level(
     }
     let ratios: Vec<f64> = anchors.iter().map(AnchorRatio::ratio).collect();
     let ratio = median(&ratios);
+    let ratio_ci95 = bootstrap_median_ci(&sorted(&ratios), RESAMPLES, 0.95);
+    let applied = !(ratio_ci95[0] <= 1.0 && 1.0 <= ratio_ci95[1]);
     let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min) / ratio;
     let hi = ratios.iter().copied().fold(0.0, f64::max) / ratio;
     let measured_utc = usable
@@ -176,6 +188,9 @@ fn fit_level(
         .find(|c| *c != cpu(&target.fingerprint));
     let level = SessionLevel {
         factor: ratio,
+        ratio,
+        ratio_ci95,
+        applied,
         anchors: anchors.len(),
         ratio_range: [lo, hi],
         measured_utc,
@@ -185,6 +200,8 @@ fn fit_level(
         backend: backend.to_string(),
         phase,
         ratio,
+        ratio_ci95,
+        applied,
         anchors,
         disturbed,
         other_machine,
@@ -232,6 +249,7 @@ mod tests {
         let after = moved.backends[0].model.predict_ms(&shape);
         assert!((after / before - fits[0].ratio).abs() < 1e-9);
         let level = moved.backends[0].session.as_ref().unwrap();
+        assert!(level.applied && level.ratio_ci95[0] > 1.0, "{level:?}");
         assert_eq!(level.anchors, 5);
         assert!(
             level.ratio_range[1] > 1.8,
@@ -244,6 +262,19 @@ mod tests {
         );
         // The moved profile is still a valid one.
         Profile::from_json(&moved.to_json()).unwrap();
+    }
+
+    #[test]
+    fn a_level_whose_interval_includes_one_moves_nothing() {
+        let p = profile();
+        let obs = anchors(&p, 1.0, &[0.06, -0.05, 0.03, -0.02, 0.01, -0.04]);
+        let (moved, fits) = calibrate_profile(&p, &obs, "x").unwrap();
+        let [lo, hi] = fits[0].ratio_ci95;
+        assert!(lo < 1.0 && 1.0 < hi && !fits[0].applied, "{:?}", fits[0]);
+        assert_eq!(moved.backends[0].model, p.backends[0].model);
+        let level = moved.backends[0].session.as_ref().unwrap();
+        assert_eq!(level.factor, 1.0);
+        assert!(!level.applied && (level.ratio - fits[0].ratio).abs() < 1e-12);
     }
 
     #[test]

@@ -35,8 +35,8 @@
 //!     "memory": {"runtime_bytes": 1.6e6, "matmul_workspace_bytes": 2.9e7, "measurements": 67,
 //!                "held_out_mape_pct": 1.9, "held_out_within_10pct": 0.97, "held_out_worst_pct": 12.0},
 //!                                         // optional: measured overheads beyond tensors
-//!     "session": {"factor": 1.42, "anchors": 8, "ratio_range": [0.93, 1.08],
-//!                 "measured_utc": "2026-12-01T19:40:00Z", "source": "calibration.jsonl (run …)"}
+//!     "session": {"factor": 1.26, "ratio": 1.26, "ratio_ci95": [1.18, 1.39], "applied": true, "anchors": 8,
+//!                 "ratio_range": [0.76, 1.2], "measured_utc": "2026-12-01T19:05:00Z", "source": "calibration.jsonl (run …)"}
 //!                                         // optional (also in `decode`): `bench calibrate`
 //!                                         // scaled `model` to a session's level
 //!   }]

@@ -6,9 +6,11 @@
 //! the Llama-style ones included). A profile fitted in other sessions
 //! therefore predicts today's *ratios* better than today's *level*. `bench
 //! calibrate` measures a few anchor shapes now; the median of their
-//! measured/predicted ratios ([`SessionLevel::factor`]) multiplies every
-//! prediction of that backend and phase, and the profile keeps where it came
-//! from. The ratio is fitted in `fit::session`; this module applies it.
+//! measured/predicted ratios multiplies every prediction of that backend and
+//! phase — when its 95% confidence interval excludes 1, so that eight noisy
+//! anchors do not move a profile that was already on level — and the profile
+//! keeps where it came from. The ratio is fitted in `fit::session_level`;
+//! this module applies it.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,9 +22,15 @@ use crate::profile::BackendProfile;
 #[serde(deny_unknown_fields)]
 pub struct SessionLevel {
     /// What every prediction was multiplied by: the product of every
-    /// calibration applied since the fit (median measured/predicted of the
-    /// anchors of each).
+    /// calibration applied since the fit.
     pub factor: f64,
+    /// The last calibration's median measured/predicted ratio of its anchors.
+    pub ratio: f64,
+    /// Its 95% confidence interval (percentile bootstrap of the median).
+    pub ratio_ci95: [f64; 2],
+    /// Whether the last calibration moved the model: false when the
+    /// interval includes 1 (the anchors do not show the session differs).
+    pub applied: bool,
     /// Anchor shapes the last calibration measured.
     pub anchors: usize,
     /// Smallest and largest measured/predicted ratio among those anchors,
@@ -36,13 +44,20 @@ pub struct SessionLevel {
 }
 
 impl SessionLevel {
-    /// One line: "flex decode ×1.420 (8 anchors measured 2026-12-01T19:40:00Z, spread −3.1% … +4.0%)".
+    /// One line: "flex decode ×1.261 (anchors ×1.261, 95% CI 1.178–1.388; 8 anchors measured …, spread −24.0% … +19.7%)".
     pub fn describe(&self, backend: &str, phase: crate::phase::Phase) -> String {
         let [lo, hi] = self.ratio_range;
+        let [c0, c1] = self.ratio_ci95;
+        let moved = if self.applied {
+            ""
+        } else {
+            ", includes 1: not moved"
+        };
         format!(
-            "{backend} {} ×{:.3} ({} anchors measured {}, spread {:+.1}% … {:+.1}%)",
+            "{backend} {} ×{:.3} (anchors ×{:.3}, 95% CI {c0:.3}–{c1:.3}{moved}; {} anchors measured {}, spread {:+.1}% … {:+.1}%)",
             phase.name(),
             self.factor,
+            self.ratio,
             self.anchors,
             self.measured_utc,
             100.0 * (lo - 1.0),
@@ -53,10 +68,15 @@ impl SessionLevel {
     /// Checks that the numbers are usable.
     pub fn check(&self) -> Result<(), String> {
         let [lo, hi] = self.ratio_range;
-        if !(self.factor.is_finite() && self.factor > 0.0) {
+        let [c0, c1] = self.ratio_ci95;
+        for (name, v) in [("factor", self.factor), ("ratio", self.ratio)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("session level {name} {v} is not a positive number"));
+            }
+        }
+        if !(c0.is_finite() && c1.is_finite() && c0 > 0.0 && c0 <= c1) {
             return Err(format!(
-                "session level factor {} is not a positive number",
-                self.factor
+                "session level ratio CI [{c0}, {c1}] is not ascending and positive"
             ));
         }
         if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
@@ -112,12 +132,13 @@ impl LatencyModel {
 }
 
 impl BackendProfile {
-    /// This backend's profile (one phase) moved to a session whose anchors
-    /// ran `ratio` times what it predicted: its model is scaled by `ratio`
-    /// and `session` records the calibration (its factor compounds with an
-    /// earlier one). Held-out errors and intervals are relative and stay.
-    pub fn at_session_level(&self, ratio: f64, mut level: SessionLevel) -> BackendProfile {
+    /// This backend's profile (one phase) with a calibration recorded: where
+    /// `level.applied`, its model scaled by `level.ratio` (the factor
+    /// compounds with an earlier calibration's). Held-out errors and
+    /// intervals are relative and stay.
+    pub fn at_session_level(&self, mut level: SessionLevel) -> BackendProfile {
         let mut moved = self.clone();
+        let ratio = if level.applied { level.ratio } else { 1.0 };
         moved.model = self.model.scaled(ratio);
         level.factor = ratio * self.session.as_ref().map_or(1.0, |s| s.factor);
         moved.session = Some(level);
@@ -132,9 +153,12 @@ mod tests {
     use crate::shape::ShapeSpec;
     use proptest::prelude::*;
 
-    fn level(anchors: usize) -> SessionLevel {
+    fn level(ratio: f64, anchors: usize) -> SessionLevel {
         SessionLevel {
             factor: 1.0,
+            ratio,
+            ratio_ci95: [0.9 * ratio, 1.1 * ratio],
+            applied: true,
             anchors,
             ratio_range: [0.95, 1.05],
             measured_utc: "2026-12-01T19:00:00Z".into(),
@@ -170,28 +194,44 @@ mod tests {
     fn calibrations_compound_and_are_recorded() {
         let b = default_profile().backends[0].clone();
         let shape = ShapeSpec::new(8, 512).validate().unwrap();
-        let once = b.at_session_level(1.5, level(8));
-        let twice = once.at_session_level(0.8, level(4));
+        let once = b.at_session_level(level(1.5, 8));
+        let twice = once.at_session_level(level(0.8, 4));
         assert!((once.model.predict_ms(&shape) / b.model.predict_ms(&shape) - 1.5).abs() < 1e-12);
         let s = twice.session.as_ref().unwrap();
         assert!((s.factor - 1.2).abs() < 1e-12);
         assert_eq!(s.anchors, 4);
         assert_eq!(
             s.describe("flex", crate::phase::Phase::Decode),
-            "flex decode ×1.200 (4 anchors measured 2026-12-01T19:00:00Z, spread -5.0% … +5.0%)"
+            "flex decode ×1.200 (anchors ×0.800, 95% CI 0.720–0.880; 4 anchors measured 2026-12-01T19:00:00Z, spread -5.0% … +5.0%)"
+        );
+        // An interval that includes 1 records the ratio and moves nothing.
+        let kept = twice.at_session_level(SessionLevel {
+            applied: false,
+            ..level(1.05, 8)
+        });
+        assert_eq!(kept.model, twice.model);
+        let s = kept.session.as_ref().unwrap();
+        assert!((s.factor - 1.2).abs() < 1e-12);
+        assert!(
+            s.describe("flex", crate::phase::Phase::Decode)
+                .contains("includes 1: not moved")
         );
         assert_eq!(twice.held_out, b.held_out, "relative errors stay");
     }
 
     #[test]
     fn bad_levels_are_refused() {
-        let mut l = level(3);
+        let mut l = level(1.1, 3);
         assert!(l.check().is_ok());
         l.factor = f64::NAN;
         assert!(l.check().unwrap_err().contains("factor"));
-        let mut l = level(3);
+        let mut l = level(1.1, 3);
         l.ratio_range = [1.2, 1.1];
         assert!(l.check().unwrap_err().contains("ratio range"));
-        assert!(level(0).check().unwrap_err().contains("anchor"));
+        let mut l = level(1.1, 3);
+        l.ratio_ci95 = [1.2, 1.1];
+        assert!(l.check().unwrap_err().contains("ratio CI"));
+        assert!(level(-1.0, 3).check().unwrap_err().contains("ratio"));
+        assert!(level(1.1, 0).check().unwrap_err().contains("anchor"));
     }
 }
