@@ -72,7 +72,7 @@ mod tests {
     fn the_table_shows_level_and_spread() {
         let shape = ShapeSpec::new(2, 128).validate().unwrap();
         let anchor = |measured_ms| AnchorRatio {
-            shape: shape.clone(),
+            shape,
             measured_ms,
             predicted_ms: 10.0,
         };

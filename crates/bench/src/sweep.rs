@@ -235,20 +235,37 @@ mod tests {
     }
 
     #[test]
-    fn calibration_anchors_are_enough_gpt2_style_shapes() {
+    fn calibration_anchors_are_enough_shapes_of_their_architecture() {
         for phase in planner::Phase::ALL {
-            let sweep = Sweep::calibration(phase).unwrap();
+            let gpt2 = Sweep::calibration(Anchors::Gpt2, phase).unwrap();
             assert!(
-                sweep.entries.len() >= 2 * fit::session_level::MIN_ANCHORS,
+                gpt2.entries.len() >= 2 * fit::session_level::MIN_ANCHORS,
                 "{phase:?}"
             );
-            // GPT-2-style: every profile has measured such shapes.
             assert!(
-                sweep
-                    .entries
+                gpt2.entries
                     .iter()
                     .all(|e| e.shape.architecture_features().is_empty())
             );
+            let llama = Sweep::calibration(Anchors::Llama, phase).unwrap();
+            assert!(
+                llama.entries.len() >= 2 * fit::session_level::MIN_ANCHORS,
+                "{phase:?}"
+            );
+            // Every anchor is a shape the Llama sweeps measure, so a profile fitted on them knows it.
+            let measured = Sweep::built_in(phase).unwrap();
+            for e in &llama.entries {
+                assert!(
+                    e.shape.architecture_features().contains(&"gated MLP"),
+                    "{}",
+                    e.shape
+                );
+                assert!(
+                    measured.entries.iter().any(|m| m.shape == e.shape),
+                    "{} is not in the built-in sweep",
+                    e.shape
+                );
+            }
         }
     }
 

@@ -152,7 +152,7 @@ fn fit_level(
     let anchors: Vec<AnchorRatio> = usable
         .iter()
         .map(|o| AnchorRatio {
-            shape: o.shape.clone(),
+            shape: o.shape,
             measured_ms: o.median_ms,
             predicted_ms: target.model.predict_ms(&o.shape),
         })
@@ -244,7 +244,7 @@ mod tests {
         let (moved, fits) = calibrate_profile(&p, &obs, "anchors.jsonl").unwrap();
         assert_eq!(fits.len(), 1);
         assert!((fits[0].ratio - 1.4 * 1.01).abs() < 1e-9, "{}", fits[0].ratio);
-        let shape = obs[0].shape.clone();
+        let shape = obs[0].shape;
         let before = p.backends[0].model.predict_ms(&shape);
         let after = moved.backends[0].model.predict_ms(&shape);
         assert!((after / before - fits[0].ratio).abs() < 1e-9);
