@@ -11,7 +11,6 @@ share within ±10% and pairwise order without and with the calibration
 (disturbed lines left out, as score-profile.py and the fit do).
 """
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -49,15 +48,10 @@ def main():
         if run.returncode != 0:
             sys.exit(run.stderr)
         groups = defaultdict(list)
-        for f in files:
-            for line in open(f):
-                m = json.loads(line)
-                load = m.get("load") or {}
-                if m.get("status") != "ok" or load.get("steal_pct", 0) > 2 or load.get("other_cores", 0) > 0.25:
-                    continue
-                before = score_profile.predict(plan, profile, m)[0]
-                after = score_profile.predict(plan, calibrated, m)[0]
-                groups[(m["backend"], m["kind"])].append((m["median_ms"], before, after))
+        for m in score_profile.undisturbed(files):
+            before = score_profile.predict(plan, profile, m)[0]
+            after = score_profile.predict(plan, calibrated, m)[0]
+            groups[(m["backend"], m["kind"])].append((m["median_ms"], before, after))
     print()
     print("| backend | phase | shapes | MAPE as fitted | within ±10% | pairwise | MAPE calibrated | within ±10% | pairwise |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")

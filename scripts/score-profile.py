@@ -47,6 +47,16 @@ def predict(plan, profile, m):
     return p["latency_ms"], p["interval_ms"], p["expected_error_pct"], p["confidence"]
 
 
+def undisturbed(files):
+    """The successful lines of `files` taken while the machine was its own (the fit's thresholds)."""
+    for f in files:
+        for line in open(f):
+            m = json.loads(line)
+            load = m.get("load") or {}
+            if m.get("status") == "ok" and load.get("steal_pct", 0) <= 2 and load.get("other_cores", 0) <= 0.25:
+                yield m
+
+
 def score(pairs):
     errs = [abs(p / t - 1) for t, p in pairs]
     n = len(pairs)
@@ -70,13 +80,8 @@ def main():
         del argv[i:i + 2]
     profile, files = argv[0], argv[1:]
     groups = defaultdict(list)
-    for f in files:
-        for line in open(f):
-            m = json.loads(line)
-            load = m.get("load") or {}
-            if m.get("status") != "ok" or load.get("steal_pct", 0) > 2 or load.get("other_cores", 0) > 0.25:
-                continue
-            groups[(m["backend"], m["kind"])].append((m["median_ms"], *predict(plan, profile, m)))
+    for m in undisturbed(files):
+        groups[(m["backend"], m["kind"])].append((m["median_ms"], *predict(plan, profile, m)))
     print("| backend | phase | shapes | MAPE | within ±10% | pairwise | level factor | MAPE after it | within ±10% after "
           "| mean expected error | inside the 90% interval | labels |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
