@@ -293,6 +293,25 @@ test("a user's profile is used, and its text is never run as HTML", async () => 
   await page.close();
 });
 
+test("a calibrated profile says which session it was put on, as chimera-plan does", async () => {
+  const profile = JSON.parse(fs.readFileSync(path.join(root, "data/profiles/default.json"), "utf8"));
+  profile.backends[0].session = {
+    factor: 1.25, ratio: 1.25, ratio_ci95: [1.1, 1.4], applied: true, anchors: 8,
+    ratio_range: [0.9, 1.1], measured_utc: "2026-12-01T19:00:00Z", source: "anchors.jsonl (run r)",
+  };
+  const file = path.join(fs.mkdtempSync(path.join(artifacts, "calibrated-")), "calibrated.json");
+  fs.writeFileSync(file, JSON.stringify(profile));
+  const expected = planJson(["--profile", file, "--layers", "16", "--d-model", "512"]);
+  assert.equal(expected.sessions.length, 1);
+  const page = await openPage();
+  await page.setInputFiles("#profile-file", { name: "calibrated.json", mimeType: "application/json", buffer: fs.readFileSync(file) });
+  await page.waitForFunction(() => document.getElementById("profile").value === "user:calibrated.json");
+  await settle(page);
+  const machine = await page.textContent("#machine");
+  assert.ok(machine.includes(`Calibrated to a session (bench calibrate): ${expected.sessions[0]}`), machine);
+  await page.close();
+});
+
 test("a shared link restores the same design", async () => {
   const page = await openPage();
   await page.fill("#layers", "24");
