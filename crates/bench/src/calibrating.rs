@@ -38,9 +38,7 @@ pub fn table(fits: &[LevelFit]) -> String {
         "| backend | phase | anchors | left out (disturbed) | measured / predicted (median) | 95% CI | moved | anchors' spread around it |\n|---|---|---:|---:|---:|---|---|---|\n",
     );
     for f in fits {
-        let ratios: Vec<f64> = f.anchors.iter().map(|a| a.ratio() / f.ratio).collect();
-        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = ratios.iter().copied().fold(0.0, f64::max);
+        let [lo, hi] = f.ratio_range;
         out.push_str(&format!(
             "| {} | {} | {} | {} | ×{:.3} | {:.3}–{:.3} | {} | {:+.1}% … {:+.1}% |\n",
             f.backend,
@@ -82,6 +80,7 @@ mod tests {
             ratio: 1.2,
             ratio_ci95: [1.14, 1.32],
             applied: true,
+            ratio_range: [0.95, 1.1],
             anchors: vec![anchor(11.4), anchor(12.0), anchor(13.2)],
             disturbed: 1,
             other_machine: None,

@@ -150,8 +150,8 @@ struct CalibrateArgs {
     mode: Mode,
     /// Which built-in anchors to measure: shapes of the architecture the
     /// profile will be asked about level it best.
-    #[arg(long, value_enum, default_value_t = AnchorSet::Gpt2)]
-    anchors: AnchorSet,
+    #[arg(long, value_enum, default_value_t = sweep::Anchors::Gpt2)]
+    anchors: sweep::Anchors,
     /// Measurement file the anchors are appended to (default:
     /// ~/.local/share/chimera/measurements/calibration.jsonl, outside the committed data).
     #[arg(long)]
@@ -235,23 +235,6 @@ impl Mode {
             Mode::Prefill => vec![Phase::Prefill],
             Mode::Decode => vec![Phase::Decode],
             Mode::Both => Phase::ALL.to_vec(),
-        }
-    }
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum AnchorSet {
-    /// Eight GPT-2-style shapes per phase.
-    Gpt2,
-    /// Eight Llama-style shapes per phase (grouped-query attention, SwiGLU, RMSNorm, RoPE).
-    Llama,
-}
-
-impl AnchorSet {
-    fn anchors(self) -> sweep::Anchors {
-        match self {
-            AnchorSet::Gpt2 => sweep::Anchors::Gpt2,
-            AnchorSet::Llama => sweep::Anchors::Llama,
         }
     }
 }
@@ -1175,7 +1158,7 @@ fn calibrate(args: &CalibrateArgs) -> anyhow::Result<()> {
         };
         let mut observations = vec![];
         for phase in args.mode.phases() {
-            let sweep = Sweep::calibration(args.anchors.anchors(), phase)?;
+            let sweep = Sweep::calibration(args.anchors, phase)?;
             for name in &backends {
                 let report = runner::run(
                     &sweep,
@@ -1222,7 +1205,7 @@ fn calibrate(args: &CalibrateArgs) -> anyhow::Result<()> {
     for f in &fits {
         if let Some(cpu) = &f.other_machine {
             eprintln!(
-                "warning: {} {}: the anchors ran on `{cpu}`, not the profile's machine; a level moves the profile's predictions, it does not make them another machine's (its regimes and kernel thresholds stay the profile's)",
+                "warning: {} {}: the anchors ran on {cpu}, not the profile's machine; a level moves the profile's predictions, it does not make them another machine's (its regimes and kernel thresholds stay the profile's)",
                 f.backend,
                 f.phase.name()
             );

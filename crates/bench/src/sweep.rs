@@ -42,11 +42,12 @@ pub const CALIBRATION_LLAMA_DECODE_SWEEP: &str =
 /// best measured on the architecture the profile will be asked about (on
 /// flex, GPT-2-style and Llama-style shapes moved differently between
 /// sessions of 2026-12-01).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Anchors {
-    /// GPT-2-style shapes (`llama-anchors*.toml`).
+    /// Eight GPT-2-style shapes per phase (`llama-anchors*.toml`).
     Gpt2,
-    /// Llama-style shapes (`calibration-llama*.toml`).
+    /// Eight Llama-style shapes per phase: grouped-query attention, SwiGLU,
+    /// RMSNorm, RoPE (`calibration-llama*.toml`).
     Llama,
 }
 /// Tiny shapes for tests and smoke runs.

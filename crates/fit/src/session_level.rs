@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use planner::profile::BackendProfile;
 use planner::session::SessionLevel;
-use planner::{Phase, Profile, Shape};
+use planner::{Phase, Profile, Shape, machine};
 use thiserror::Error;
 
 use crate::observation::Observation;
@@ -57,12 +57,15 @@ pub struct LevelFit {
     pub ratio_ci95: [f64; 2],
     /// Whether predictions were multiplied by `ratio` (the interval excludes 1).
     pub applied: bool,
+    /// Smallest and largest anchor ratio divided by `ratio`: how evenly the session moved.
+    pub ratio_range: [f64; 2],
     /// Every anchor used.
     pub anchors: Vec<AnchorRatio>,
     /// Observations not used: taken while the machine was not its own.
     pub disturbed: usize,
-    /// The anchors' CPU differs from the profile's: a level cannot make one
-    /// machine's profile another's (their regimes differ), so say so.
+    /// The anchors' machine, where it differs from the profile's in a key
+    /// that decides speed: a level cannot make one machine's profile
+    /// another's (their regimes differ), so say so.
     pub other_machine: Option<String>,
 }
 
@@ -181,12 +184,18 @@ fn fit_level(
     let mut runs: Vec<&str> = usable.iter().map(|o| o.run_id.as_str()).collect();
     runs.sort_unstable();
     runs.dedup();
-    let cpu = |m: &BTreeMap<String, String>| m.get("cpu").cloned().unwrap_or_default();
-    let other_machine = usable
-        .iter()
-        .map(|o| cpu(&o.fingerprint))
-        .find(|c| *c != cpu(&target.fingerprint));
+    let other_machine = usable.iter().find_map(|o| {
+        let differ = machine::differences(&target.fingerprint, &o.fingerprint);
+        (!differ.is_empty()).then(|| {
+            format!(
+                "{} (differs in {})",
+                machine::describe(&o.fingerprint),
+                differ.join(", ")
+            )
+        })
+    });
     let level = SessionLevel {
+        // `at_session_level` compounds it with the profile's earlier level.
         factor: ratio,
         ratio,
         ratio_ci95,
@@ -202,6 +211,7 @@ fn fit_level(
         ratio,
         ratio_ci95,
         applied,
+        ratio_range: [lo, hi],
         anchors,
         disturbed,
         other_machine,
