@@ -1203,9 +1203,9 @@ fn calibrate(args: &CalibrateArgs) -> anyhow::Result<()> {
     let (calibrated, fits) = fit::session_level::calibrate_profile(&profile, &observations, &source)?;
     print!("{}", calibrating::table(&fits));
     for f in &fits {
-        if let Some(cpu) = &f.other_machine {
+        if let Some(note) = &f.other_machine {
             eprintln!(
-                "warning: {} {}: the anchors ran on {cpu}, not the profile's machine; a level moves the profile's predictions, it does not make them another machine's (its regimes and kernel thresholds stay the profile's)",
+                "warning: {} {}: {note}; a level moves the profile's predictions, it does not make them another machine's (its regimes and kernel thresholds stay the profile's)",
                 f.backend,
                 f.phase.name()
             );

@@ -184,16 +184,9 @@ fn fit_level(
     let mut runs: Vec<&str> = usable.iter().map(|o| o.run_id.as_str()).collect();
     runs.sort_unstable();
     runs.dedup();
-    let other_machine = usable.iter().find_map(|o| {
-        let differ = machine::differences(&target.fingerprint, &o.fingerprint);
-        (!differ.is_empty()).then(|| {
-            format!(
-                "{} (differs in {})",
-                machine::describe(&o.fingerprint),
-                differ.join(", ")
-            )
-        })
-    });
+    let other_machine = usable
+        .iter()
+        .find_map(|o| machine_note(&target.fingerprint, &o.fingerprint));
     let level = SessionLevel {
         // `at_session_level` compounds it with the profile's earlier level.
         factor: ratio,
@@ -217,6 +210,30 @@ fn fit_level(
         other_machine,
     };
     Ok((fit, level))
+}
+
+/// Why the anchors' machine is, or may be, another than the profile's: a
+/// speed key both record differs, or the anchors lack one the profile has
+/// (two CPUs of one model name are then one).
+fn machine_note(profile: &BTreeMap<String, String>, anchor: &BTreeMap<String, String>) -> Option<String> {
+    let (p, a) = (machine::describe(profile), machine::describe(anchor));
+    let differ = machine::differences(profile, anchor);
+    if !differ.is_empty() {
+        return Some(format!(
+            "the anchors ran on {a}, not the profile's machine ({p}; differs in {})",
+            differ.join(", ")
+        ));
+    }
+    let unknown: Vec<&str> = machine::SPEED_KEYS
+        .into_iter()
+        .filter(|k| profile.contains_key(*k) && !anchor.contains_key(*k))
+        .collect();
+    (!unknown.is_empty()).then(|| {
+        format!(
+            "the anchors record their machine only as {a} (not its {}), so they may come from another machine than the profile's ({p})",
+            unknown.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -285,6 +302,30 @@ mod tests {
         let level = moved.backends[0].session.as_ref().unwrap();
         assert_eq!(level.factor, 1.0);
         assert!(!level.applied && (level.ratio - fits[0].ratio).abs() < 1e-12);
+    }
+
+    #[test]
+    fn another_or_an_unknown_machine_is_named() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let zen4 = map(&[("cpu", "AMD EPYC"), ("cpu_family_model_stepping", "25/17/1")]);
+        let zen2 = map(&[("cpu", "AMD EPYC"), ("cpu_family_model_stepping", "23/49/0")]);
+        let bare = map(&[("cpu", "AMD EPYC")]);
+        assert_eq!(machine_note(&zen4, &zen4), None);
+        assert!(
+            machine_note(&zen4, &zen2)
+                .unwrap()
+                .contains("differs in cpu_family_model_stepping")
+        );
+        assert!(
+            machine_note(&zen4, &bare)
+                .unwrap()
+                .contains("may come from another machine")
+        );
     }
 
     #[test]
