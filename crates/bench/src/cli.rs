@@ -356,6 +356,11 @@ struct MeasureArgs {
     /// Time cap per shape, seconds.
     #[arg(long, default_value_t = 25.0)]
     max_time_per_shape: f64,
+    /// Build each shape's model anew before each round, so its rounds time
+    /// different instances (on flex decode an instance's time depends on
+    /// where it was built: data/probes/position/).
+    #[arg(long)]
+    renew_each_round: bool,
     /// Print the measurements as JSON (one object for one shape, else an
     /// array), those already in the file included.
     #[arg(long)]
@@ -512,6 +517,7 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
     let schedule = Schedule {
         target_rel_ci: args.target_ci / 100.0,
         job_time_cap: Duration::from_secs_f64(args.max_time_per_shape),
+        renew_each_round: args.renew_each_round,
         ..Schedule::default()
     };
     install_interrupt_handler();

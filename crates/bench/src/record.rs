@@ -78,6 +78,10 @@ pub struct TimingFields {
     pub samples: usize,
     /// Untimed warm-up runs.
     pub warmup_runs: usize,
+    /// Whether each round timed a model built anew (`--renew-each-round`),
+    /// so the rounds sample different instances; absent: one instance.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub renewed_each_round: bool,
     /// Every sample, ms, in order.
     pub samples_ms: Vec<f64>,
     /// Per-round medians, ms.

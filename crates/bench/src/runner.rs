@@ -84,6 +84,9 @@ pub struct RunReport {
 
 /// A decoder, its input and its device; for decode also its KV cache.
 struct BurnWorkload {
+    /// What it was built from, to build it anew ([`Workload::renew`]).
+    shape: Shape,
+    gelu: Gelu,
     model: Decoder,
     input: Tensor<2, Int>,
     /// `Some` in decode mode (taken out while a step runs).
@@ -133,6 +136,38 @@ impl Workload for BurnWorkload {
     }
     fn finish(&mut self) {
         self.output = None;
+    }
+    fn renew(&mut self) -> Result<(), String> {
+        // The new instance is built while the old one is alive, so its memory
+        // is elsewhere; the old one is dropped when replaced.
+        let fresh = catch_unwind(AssertUnwindSafe(|| {
+            instantiate(&self.shape, self.gelu, self.phase, &self.device)
+        }))
+        .map_err(panic_message)?;
+        *self = fresh;
+        Ok(())
+    }
+}
+
+/// A workload of `shape`: a model with fresh weights, its input and (decode) its KV cache.
+fn instantiate(shape: &Shape, gelu: Gelu, phase: Phase, device: &Device) -> BurnWorkload {
+    let model = Decoder::new(shape, gelu, device);
+    let (input, cache) = match phase {
+        Phase::Prefill => (Decoder::input(shape, device), None),
+        Phase::Decode => (
+            Decoder::decode_input(shape, device),
+            Some(model.kv_cache(shape.batch() as usize, shape.seq() as usize, device)),
+        ),
+    };
+    BurnWorkload {
+        shape: *shape,
+        gelu,
+        model,
+        input,
+        cache,
+        phase,
+        device: device.clone(),
+        output: None,
     }
 }
 
@@ -187,23 +222,7 @@ fn build(
         ));
     }
     catch_unwind(AssertUnwindSafe(|| {
-        let model = Decoder::new(&entry.shape, gelu, device);
-        let s = &entry.shape;
-        let (input, cache) = match phase {
-            Phase::Prefill => (Decoder::input(s, device), None),
-            Phase::Decode => (
-                Decoder::decode_input(s, device),
-                Some(model.kv_cache(s.batch() as usize, s.seq() as usize, device)),
-            ),
-        };
-        BurnWorkload {
-            model,
-            input,
-            cache,
-            phase,
-            device: device.clone(),
-            output: None,
-        }
+        instantiate(&entry.shape, gelu, phase, device)
     }))
     .map_err(panic_message)
 }
@@ -291,6 +310,7 @@ fn measurement(
                 cold_ms: t.cold_ms,
                 samples: sm.n,
                 warmup_runs: t.warmup_runs,
+                renewed_each_round: opts.schedule.renew_each_round,
                 samples_ms: t.samples_ms.clone(),
                 round_medians_ms: t.round_medians_ms.clone(),
                 between_round_spread_pct: t.between_round_spread_pct,

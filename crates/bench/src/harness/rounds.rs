@@ -37,6 +37,11 @@ pub struct Schedule {
     pub max_samples_per_round: usize,
     /// Time a job may use in all (cold, warm-up and rounds).
     pub job_time_cap: Duration,
+    /// Build each job's workload anew before each of its rounds, so its
+    /// rounds time different instances: on flex decode one instance's time
+    /// depends on where it was built (up to ×1.4, data/probes/position/), and
+    /// samples of one instance cannot average that out.
+    pub renew_each_round: bool,
 }
 
 impl Default for Schedule {
@@ -51,6 +56,7 @@ impl Default for Schedule {
             round_time: Duration::from_millis(250),
             max_samples_per_round: 500,
             job_time_cap: Duration::from_secs(25),
+            renew_each_round: false,
         }
     }
 }
@@ -212,6 +218,9 @@ impl<W: Workload> Job<W> {
         let begin = clock.now();
         self.load.begin();
         let result = (|| {
+            if schedule.renew_each_round {
+                self.workload.renew()?;
+            }
             // One untimed run re-warms caches after other jobs ran.
             time_once(&mut self.workload, clock)?;
             let round_start = clock.now();
@@ -329,6 +338,22 @@ mod tests {
             round_time: Duration::from_millis(50),
             warmup_time: Duration::from_millis(30),
             ..Schedule::default()
+        }
+    }
+
+    #[test]
+    fn each_round_renews_the_workload_only_when_asked() {
+        for renew in [false, true] {
+            let clock = FakeClock::default();
+            let mut jobs = vec![Job::new(FakeWorkload::new(&clock, vec![10.0]))];
+            let s = Schedule {
+                renew_each_round: renew,
+                ..schedule()
+            };
+            run_interleaved(&mut jobs, &s, &clock, &|| false, |_| {});
+            let rounds = jobs[0].rounds_done();
+            assert!(rounds >= s.min_rounds);
+            assert_eq!(jobs[0].workload.renewed, if renew { rounds } else { 0 });
         }
     }
 

@@ -31,6 +31,11 @@ pub trait Workload {
     fn execute(&mut self) -> Result<(), String>;
     /// Releases what `execute` produced; called after the clock stops.
     fn finish(&mut self) {}
+    /// Builds its state anew in fresh memory (a new model instance), so the
+    /// next samples time another placement; untimed. Default: nothing to renew.
+    fn renew(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Times one run: sync → start → execute → sync → stop. Milliseconds.
@@ -93,6 +98,8 @@ pub mod fake {
         pub synced: usize,
         /// Fail on this run (0-based), if set.
         pub fail_at: Option<usize>,
+        /// Times [`Workload::renew`] was called.
+        pub renewed: usize,
     }
 
     impl FakeWorkload {
@@ -104,6 +111,7 @@ pub mod fake {
                 executed: 0,
                 synced: 0,
                 fail_at: None,
+                renewed: 0,
             }
         }
     }
@@ -111,6 +119,10 @@ pub mod fake {
     impl Workload for FakeWorkload {
         fn sync(&mut self) -> Result<(), String> {
             self.synced += 1;
+            Ok(())
+        }
+        fn renew(&mut self) -> Result<(), String> {
+            self.renewed += 1;
             Ok(())
         }
         fn execute(&mut self) -> Result<(), String> {

@@ -82,6 +82,7 @@ pub fn schedule() -> Schedule {
         round_time: Duration::from_millis(20),
         max_samples_per_round: 200,
         job_time_cap: Duration::from_secs(3),
+        renew_each_round: false,
     }
 }
 
