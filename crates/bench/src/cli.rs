@@ -358,7 +358,8 @@ struct MeasureArgs {
     max_time_per_shape: f64,
     /// Build each shape's model anew before each round, so its rounds time
     /// different instances (on flex decode an instance's time depends on
-    /// where it was built: data/probes/position/).
+    /// where it was built: data/probes/position/). The new instance is built
+    /// beside the old one: the largest shape needs room for two copies.
     #[arg(long)]
     renew_each_round: bool,
     /// Print the measurements as JSON (one object for one shape, else an
