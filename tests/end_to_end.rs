@@ -112,6 +112,61 @@ fn a_tiny_sweep_fits_a_profile_that_predicts_a_shape_it_never_saw() {
         (0.5..=2.0).contains(&ratio),
         "predicted {predicted:.4} ms for a shape measured at {measured:.4} ms (×{ratio:.2})"
     );
+
+    // The held-out shape as the session's one anchor is too few; the sweep's
+    // ten shapes put the profile on this session's level, and the planner says so.
+    let calibrated = d("calibrated.json");
+    let o = std::process::Command::new(chimera_tests::binary("bench"))
+        .args([
+            "calibrate",
+            "--profile",
+            &profile,
+            "--from",
+            &held_out,
+            "--out",
+            &calibrated,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("need at least 3"));
+    let table = run_ok(
+        "bench",
+        &[
+            "calibrate",
+            "--profile",
+            &profile,
+            "--from",
+            &measurements,
+            "--out",
+            &calibrated,
+            "--keep-disturbed",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&table.stdout).contains("| flex | prefill | 10 |"));
+    let plan = run_ok(
+        "chimera-plan",
+        &[
+            "--profile",
+            &calibrated,
+            "--layers",
+            "3",
+            "--d-model",
+            "64",
+            "--heads",
+            "2",
+            "--seq",
+            "32",
+            "--vocab",
+            "256",
+        ],
+    );
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("session  flex prefill ×") && l.contains("10 anchors")),
+        "{text}"
+    );
 }
 
 #[test]

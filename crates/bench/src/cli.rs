@@ -159,6 +159,10 @@ struct CalibrateArgs {
     /// Time cap per anchor, seconds.
     #[arg(long, default_value_t = 10.0)]
     max_time_per_shape: f64,
+    /// Keep anchors taken while other load ran or the hypervisor stole time
+    /// (left out by default, as the fit does).
+    #[arg(long)]
+    keep_disturbed: bool,
 }
 
 /// Where `bench ops` writes operator measurements.
@@ -1207,6 +1211,10 @@ fn calibrate(args: &CalibrateArgs) -> anyhow::Result<()> {
             .collect();
         (observations, names.join(", "))
     };
+    let mut observations = observations;
+    if args.keep_disturbed {
+        observations.iter_mut().for_each(|o| o.disturbed = None);
+    }
     let (calibrated, fits) = fit::session_level::calibrate_profile(&profile, &observations, &source)?;
     print!("{}", calibrating::table(&fits));
     for f in &fits {
