@@ -49,9 +49,9 @@ pub fn table(fits: &[LevelFit]) -> String {
             f.ratio_ci95[0],
             f.ratio_ci95[1],
             if f.applied {
-                "yes"
+                "yes".to_string()
             } else {
-                "no: the interval includes 1"
+                format!("no: {}", f.not_moved_because)
             },
             100.0 * (lo - 1.0),
             100.0 * (hi - 1.0)
@@ -80,6 +80,7 @@ mod tests {
             ratio: 1.2,
             ratio_ci95: [1.14, 1.32],
             applied: true,
+            not_moved_because: String::new(),
             ratio_range: [0.95, 1.1],
             anchors: vec![anchor(11.4), anchor(12.0), anchor(13.2)],
             disturbed: 1,

@@ -4,9 +4,10 @@
 //!
 //! The median, not the mean: one anchor measured while a neighbour took the
 //! memory bus must not move the level. And only when its 95% bootstrap
-//! interval excludes 1: eight anchors of a session already on the profile's
-//! level scatter by several percent, and moving by that scatter made held-out
-//! shapes worse (2026-12-01, README). The anchors' spread after the level is
+//! interval excludes 1 and it exceeds the profile's noise floor (run-to-run
+//! variability, which its intervals already include): eight anchors of a
+//! session already on the profile's level scatter by several percent, and
+//! moving by that scatter made held-out shapes worse (2026-12-01, README). The anchors' spread after the level is
 //! divided out is kept with it, so a user sees how evenly the session moved.
 
 use std::collections::BTreeMap;
@@ -55,8 +56,11 @@ pub struct LevelFit {
     pub ratio: f64,
     /// Its 95% bootstrap confidence interval.
     pub ratio_ci95: [f64; 2],
-    /// Whether predictions were multiplied by `ratio` (the interval excludes 1).
+    /// Whether predictions were multiplied by `ratio`: the interval excludes
+    /// 1 and the level exceeds the profile's noise floor.
     pub applied: bool,
+    /// Why not, where not.
+    pub not_moved_because: String,
     /// Smallest and largest anchor ratio divided by `ratio`: how evenly the session moved.
     pub ratio_range: [f64; 2],
     /// Every anchor used.
@@ -172,7 +176,15 @@ fn fit_level(
     let ratios: Vec<f64> = anchors.iter().map(AnchorRatio::ratio).collect();
     let ratio = median(&ratios);
     let ratio_ci95 = bootstrap_median_ci(&sorted(&ratios), RESAMPLES, 0.95);
-    let applied = !(ratio_ci95[0] <= 1.0 && 1.0 <= ratio_ci95[1]);
+    let floor = target.noise_floor_pct.map(|pct| pct / 100.0);
+    let not_moved_because = if ratio_ci95[0] <= 1.0 && 1.0 <= ratio_ci95[1] {
+        "the interval includes 1".to_string()
+    } else if let Some(f) = floor.filter(|f| (ratio - 1.0).abs() <= *f) {
+        format!("within the profile's run-to-run variability (±{:.1}%)", 100.0 * f)
+    } else {
+        String::new()
+    };
+    let applied = not_moved_because.is_empty();
     let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min) / ratio;
     let hi = ratios.iter().copied().fold(0.0, f64::max) / ratio;
     let measured_utc = usable
@@ -193,6 +205,7 @@ fn fit_level(
         ratio,
         ratio_ci95,
         applied,
+        not_moved_because: not_moved_because.clone(),
         anchors: anchors.len(),
         ratio_range: [lo, hi],
         measured_utc,
@@ -204,6 +217,7 @@ fn fit_level(
         ratio,
         ratio_ci95,
         applied,
+        not_moved_because,
         ratio_range: [lo, hi],
         anchors,
         disturbed,
@@ -265,7 +279,8 @@ mod tests {
 
     #[test]
     fn the_level_is_the_median_ratio_and_predictions_move_by_it() {
-        let p = profile();
+        let mut p = profile();
+        p.backends[0].noise_floor_pct = Some(2.0);
         // One anchor measured while disturbed in earnest: the median ignores it.
         let obs = anchors(&p, 1.4, &[0.0, 0.02, -0.02, 0.01, 0.9]);
         let (moved, fits) = calibrate_profile(&p, &obs, "anchors.jsonl").unwrap();
@@ -326,6 +341,28 @@ mod tests {
                 .unwrap()
                 .contains("may come from another machine")
         );
+    }
+
+    #[test]
+    fn a_level_within_the_noise_floor_moves_nothing() {
+        let mut p = profile();
+        p.backends[0].noise_floor_pct = Some(5.0);
+        let obs = anchors(&p, 1.03, &[0.0, 0.001, -0.001, 0.002, -0.002]);
+        let (moved, fits) = calibrate_profile(&p, &obs, "x").unwrap();
+        assert!(
+            fits[0].ratio_ci95[0] > 1.0,
+            "the interval alone would move it: {:?}",
+            fits[0]
+        );
+        assert!(!fits[0].applied);
+        assert_eq!(
+            fits[0].not_moved_because,
+            "within the profile's run-to-run variability (±5.0%)"
+        );
+        assert_eq!(moved.backends[0].model, p.backends[0].model);
+        p.backends[0].noise_floor_pct = Some(2.0);
+        let (_, fits) = calibrate_profile(&p, &obs, "x").unwrap();
+        assert!(fits[0].applied && fits[0].not_moved_because.is_empty());
     }
 
     #[test]

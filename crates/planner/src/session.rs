@@ -29,8 +29,13 @@ pub struct SessionLevel {
     /// Its 95% confidence interval (percentile bootstrap of the median).
     pub ratio_ci95: [f64; 2],
     /// Whether the last calibration moved the model: false when the
-    /// interval includes 1 (the anchors do not show the session differs).
+    /// interval includes 1 (the anchors do not show the session differs) or
+    /// the level lies within the profile's run-to-run variability (its
+    /// intervals already allow for that much).
     pub applied: bool,
+    /// Why it did not (empty when it did).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub not_moved_because: String,
     /// Anchor shapes the last calibration measured.
     pub anchors: usize,
     /// Smallest and largest measured/predicted ratio among those anchors,
@@ -49,9 +54,9 @@ impl SessionLevel {
         let [lo, hi] = self.ratio_range;
         let [c0, c1] = self.ratio_ci95;
         let moved = if self.applied {
-            ""
+            String::new()
         } else {
-            ", includes 1: not moved"
+            format!(", not moved: {}", self.not_moved_because)
         };
         format!(
             "{backend} {} ×{:.3} (anchors ×{:.3}, 95% CI {c0:.3}–{c1:.3}{moved}; {} anchors measured {}, spread {:+.1}% … {:+.1}%)",
@@ -159,6 +164,7 @@ mod tests {
             ratio,
             ratio_ci95: [0.9 * ratio, 1.1 * ratio],
             applied: true,
+            not_moved_because: String::new(),
             anchors,
             ratio_range: [0.95, 1.05],
             measured_utc: "2026-12-01T19:00:00Z".into(),
@@ -207,6 +213,7 @@ mod tests {
         // An interval that includes 1 records the ratio and moves nothing.
         let kept = twice.at_session_level(SessionLevel {
             applied: false,
+            not_moved_because: "the interval includes 1".into(),
             ..level(1.05, 8)
         });
         assert_eq!(kept.model, twice.model);
@@ -214,7 +221,7 @@ mod tests {
         assert!((s.factor - 1.2).abs() < 1e-12);
         assert!(
             s.describe("flex", crate::phase::Phase::Decode)
-                .contains("includes 1: not moved")
+                .contains("95% CI 0.945–1.155, not moved: the interval includes 1;")
         );
         assert_eq!(twice.held_out, b.held_out, "relative errors stay");
     }
