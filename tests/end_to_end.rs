@@ -56,6 +56,20 @@ fn fit(measurements: &str, profile: &str, no_memory: &str, name: &str) -> String
     String::from_utf8_lossy(&fit.stderr).into_owned()
 }
 
+/// chimera-plan's arguments for the held-out shape (`--shape 3,64,2,32,1,256`).
+const HELD_OUT_SHAPE: [&str; 10] = [
+    "--layers",
+    "3",
+    "--d-model",
+    "64",
+    "--heads",
+    "2",
+    "--seq",
+    "32",
+    "--vocab",
+    "256",
+];
+
 fn median_ms(json: &[u8]) -> f64 {
     let v: serde_json::Value = serde_json::from_slice(json).expect("bench --json prints JSON");
     v["median_ms"].as_f64().expect("a measured shape has a median")
@@ -86,20 +100,10 @@ fn a_tiny_sweep_fits_a_profile_that_predicts_a_shape_it_never_saw() {
     let plan = run_ok(
         "chimera-plan",
         &[
-            "--profile",
-            &profile,
-            "--layers",
-            "3",
-            "--d-model",
-            "64",
-            "--heads",
-            "2",
-            "--seq",
-            "32",
-            "--vocab",
-            "256",
-            "--json",
-        ],
+            &["--profile", profile.as_str(), "--json"][..],
+            &HELD_OUT_SHAPE[..],
+        ]
+        .concat(),
     );
     let answer: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(answer["profile"], "end-to-end");
@@ -146,20 +150,7 @@ fn a_tiny_sweep_fits_a_profile_that_predicts_a_shape_it_never_saw() {
     assert!(String::from_utf8_lossy(&table.stdout).contains("| flex | prefill | 10 |"));
     let plan = run_ok(
         "chimera-plan",
-        &[
-            "--profile",
-            &calibrated,
-            "--layers",
-            "3",
-            "--d-model",
-            "64",
-            "--heads",
-            "2",
-            "--seq",
-            "32",
-            "--vocab",
-            "256",
-        ],
+        &[&["--profile", calibrated.as_str()][..], &HELD_OUT_SHAPE[..]].concat(),
     );
     let text = String::from_utf8_lossy(&plan.stdout);
     assert!(
