@@ -27,13 +27,10 @@ def score_profile():
 
 def main():
     argv = sys.argv[1:]
-    plan = os.environ.get("CHIMERA_PLAN", "/var/cache/chimera-target/release/chimera-plan")
-    if "--plan" in argv:
-        i = argv.index("--plan")
-        plan = argv[i + 1]
-        del argv[i:i + 2]
+    sp = score_profile()
+    plan = sp.plan_path(argv)
     profile, latency_file, memory_file = argv
-    shape_args = score_profile().shape_args
+    shape_args = sp.shape_args
     key = lambda m: (m["backend"], m["kv_heads"], m["seq"])
     latency = {key(m): m for m in map(json.loads, open(latency_file))
                if m.get("family") == "gqa-effect" and m.get("status") == "ok"}

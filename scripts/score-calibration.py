@@ -23,20 +23,11 @@ score_profile = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(score_profile)
 
 
-def option(argv, name, default):
-    if name in argv:
-        i = argv.index(name)
-        value = argv[i + 1]
-        del argv[i:i + 2]
-        return value
-    return default
-
-
 def main():
     argv = sys.argv[1:]
     target = os.environ.get("CARGO_TARGET_DIR", "/var/cache/chimera-target")
-    bench = option(argv, "--bench", os.path.join(target, "release/bench"))
-    plan = option(argv, "--plan", os.path.join(target, "release/chimera-plan"))
+    bench = score_profile.take_option(argv, "--bench", os.path.join(target, "release/bench"))
+    plan = score_profile.take_option(argv, "--plan", os.path.join(target, "release/chimera-plan"))
     if len(argv) < 3:
         sys.exit(__doc__)
     profile, anchors, files = argv[0], argv[1], argv[2:]

@@ -47,6 +47,21 @@ def predict(plan, profile, m):
     return p["latency_ms"], p["interval_ms"], p["expected_error_pct"], p["confidence"]
 
 
+def take_option(argv, name, default):
+    """Removes `name VALUE` from argv and returns VALUE (or `default`)."""
+    if name in argv:
+        i = argv.index(name)
+        value = argv[i + 1]
+        del argv[i:i + 2]
+        return value
+    return default
+
+
+def plan_path(argv):
+    """The chimera-plan binary: `--plan PATH`, else $CHIMERA_PLAN, else the shared target's."""
+    return take_option(argv, "--plan", os.environ.get("CHIMERA_PLAN", "/var/cache/chimera-target/release/chimera-plan"))
+
+
 def undisturbed(files):
     """The successful lines of `files` taken while the machine was its own (the fit's thresholds)."""
     for f in files:
@@ -73,11 +88,7 @@ def score(pairs):
 
 def main():
     argv = sys.argv[1:]
-    plan = os.environ.get("CHIMERA_PLAN", "/var/cache/chimera-target/release/chimera-plan")
-    if "--plan" in argv:
-        i = argv.index("--plan")
-        plan = argv[i + 1]
-        del argv[i:i + 2]
+    plan = plan_path(argv)
     profile, files = argv[0], argv[1:]
     groups = defaultdict(list)
     for m in undisturbed(files):
