@@ -281,6 +281,48 @@ mod tests {
         );
     }
 
+    fn committed_sweeps() -> Vec<(String, Sweep)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut sweeps = vec![];
+        for dir in ["data/sweeps", "data/probes/position", "data/probes/architecture"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let sweep = Sweep::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    sweeps.push((
+                        format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()),
+                        sweep,
+                    ));
+                }
+            }
+        }
+        sweeps
+    }
+
+    #[test]
+    fn every_committed_sweep_parses_and_the_second_held_out_set_is_in_no_other() {
+        let sweeps = committed_sweeps();
+        assert!(sweeps.len() >= 20, "{}", sweeps.len());
+        let held_out: Vec<String> = sweeps
+            .iter()
+            .filter(|(_, s)| s.name.starts_with("evaluate-llama-2"))
+            .flat_map(|(_, s)| s.entries.iter().map(|e| e.shape.key()))
+            .collect();
+        assert_eq!(held_out.len(), 22);
+        for (file, sweep) in sweeps
+            .iter()
+            .filter(|(_, s)| !s.name.starts_with("evaluate-llama-2"))
+        {
+            for e in &sweep.entries {
+                assert!(
+                    !held_out.contains(&e.shape.key()),
+                    "{file} holds a held-out shape"
+                );
+            }
+        }
+    }
+
     #[test]
     fn bad_sweeps_say_why() {
         let bad = "name = \"x\"\n[[shape]]\nfamily = \"f\"\nlayers = 2\nd_model = 100\nheads = 3\n";

@@ -1,7 +1,7 @@
 //! Which shapes to measure when time is short: a sequential experimental
 //! design for onboarding a machine.
 //!
-//! Each candidate shape is a row of the physics terms ([`Term::PREFILL`]) divided
+//! Each candidate shape is a row of the physics terms ([`Term::DESIGN`]) divided
 //! by its guessed latency, because the fit minimises relative error. Two
 //! greedy criteria are offered, both per second of measuring:
 //!
@@ -164,13 +164,10 @@ pub fn design_rows(shapes: &[&Shape], guess: &Guess) -> Vec<Vec<f64>> {
         .iter()
         .map(|s| {
             let t = guess.latency_ms(s).max(1e-6);
-            Term::PREFILL
-                .iter()
-                .map(|&term| term_value(term, s) / t)
-                .collect()
+            Term::DESIGN.iter().map(|&term| term_value(term, s) / t).collect()
         })
         .collect();
-    for j in 0..Term::PREFILL.len() {
+    for j in 0..Term::DESIGN.len() {
         let max = rows.iter().map(|r| r[j].abs()).fold(0.0, f64::max);
         if max > 0.0 {
             rows.iter_mut().for_each(|r| r[j] /= max);
@@ -415,7 +412,7 @@ mod tests {
         let shapes = [shape(1, 64), shape(12, 768)];
         let refs: Vec<&Shape> = shapes.iter().collect();
         let rows = design_rows(&refs, &Guess::PRIOR);
-        for j in 0..Term::PREFILL.len() {
+        for j in 0..Term::DESIGN.len() {
             let max = rows.iter().map(|r| r[j]).fold(0.0, f64::max);
             assert!((max - 1.0).abs() < 1e-12 || max == 0.0);
         }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use planner::features::Term;
+use planner::features::{Term, term_value};
 use planner::model::Variable;
 use planner::profile::{Accuracy, AlternativeModel, BackendProfile, DeviceClass, Residuals, Validity};
 
@@ -267,10 +267,18 @@ pub fn fit_backend(
             have: points.len(),
         });
     }
-    let candidates: &[Term] = match phase {
+    let phase_terms: &[Term] = match phase {
         planner::Phase::Prefill => &Term::PREFILL,
         planner::Phase::Decode => &Term::DECODE,
     };
+    // A term that is 0 on every point (RoPE's launches on GPT-2-style shapes)
+    // cannot be fitted; left in, it would only tie with the moves without it.
+    let candidates: Vec<Term> = phase_terms
+        .iter()
+        .copied()
+        .filter(|&t| points.iter().any(|p| term_value(t, &p.shape) != 0.0))
+        .collect();
+    let candidates = candidates.as_slice();
     // Start from nothing, and from the terms physics says dominate: FLOPs in
     // prefill, bytes read in decode.
     let core: &[Term] = match phase {

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Phase;
+use crate::operators::{OpKind, graph};
 use crate::shape::Shape;
 
 /// A term of the physics-informed latency model.
@@ -103,11 +105,37 @@ pub enum Term {
     /// As [`Term::DecodeGemvStreamedMbOver64`], cliff at 128 MB.
     #[serde(rename = "decode_gemv_streamed_mb_over_128")]
     DecodeGemvStreamedMbOver128,
+    /// Rotary embeddings applied per forward (2 per block: queries and
+    /// keys; 0 with learned positions): their fixed cost per launch, which
+    /// Burn's implementation (a reshape, a small batched matrix product, a
+    /// product and a sum) makes much larger than an elementwise op's
+    /// (ms per launch). The counts of these launch terms come from the
+    /// operator graph, so an architecture's operator list decides them.
+    RopeLaunches,
+    /// RMSNorms applied per forward (2 per block and the final one; 0 with
+    /// LayerNorm): the fixed cost per launch (ms per launch).
+    RmsNormLaunches,
+    /// Gated products `silu(gate) ⊙ up` per forward (1 per block of a gated
+    /// MLP, 0 with GELU): the fixed cost per launch of the gated MLP's extra
+    /// operators, its third matrix's bytes and FLOPs being in the other terms
+    /// (ms per launch).
+    SiluMulLaunches,
+    /// Decode: GFLOP of attention scores and weighted sum for b new tokens,
+    /// 4·L·b·h·c·d_head. With as many key/value heads as query heads it is
+    /// proportional to [`Term::KvCacheMb`]; grouped-query attention reads
+    /// fewer bytes for the same FLOPs, and its folded products (g query rows
+    /// per key/value head) are matrix products, not matrix-vector ones
+    /// (ms per GFLOP).
+    DecodeAttentionGflop,
+    /// Prefill: million values rotated by rotary embeddings, T·(h + kv)·d_head
+    /// per block, apart from the other elementwise work because a rotation
+    /// costs many times an add per value in Burn (ms per M).
+    RopeMelem,
 }
 
 impl Term {
     /// Every term, in a stable order.
-    pub const ALL: [Term; 29] = [
+    pub const ALL: [Term; 34] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -137,10 +165,15 @@ impl Term {
         Term::DecodeGemvStreamedMbOver64,
         Term::DecodeGemvStreamedMbOver96,
         Term::DecodeGemvStreamedMbOver128,
+        Term::RopeLaunches,
+        Term::RmsNormLaunches,
+        Term::SiluMulLaunches,
+        Term::DecodeAttentionGflop,
+        Term::RopeMelem,
     ];
 
     /// The candidate terms of a decode model (a shape's `seq` is the context).
-    pub const DECODE: [Term; 21] = [
+    pub const DECODE: [Term; 25] = [
         Term::Constant,
         Term::Layers,
         Term::HeadLayers,
@@ -162,10 +195,36 @@ impl Term {
         Term::DecodeGemvStreamedMbOver64,
         Term::DecodeGemvStreamedMbOver96,
         Term::DecodeGemvStreamedMbOver128,
+        Term::RopeLaunches,
+        Term::RmsNormLaunches,
+        Term::SiluMulLaunches,
+        Term::DecodeAttentionGflop,
     ];
 
     /// The candidate terms of a prefill model.
-    pub const PREFILL: [Term; 11] = [
+    pub const PREFILL: [Term; 15] = [
+        Term::Constant,
+        Term::Layers,
+        Term::MatmulGflop,
+        Term::AttentionGflop,
+        Term::LmHeadGflop,
+        Term::WeightMb,
+        Term::ElementwiseMelem,
+        Term::HeadLayers,
+        Term::LogitsMelem,
+        Term::NarrowMatmulGflop,
+        Term::ShortMatmulGflop,
+        Term::RopeLaunches,
+        Term::RmsNormLaunches,
+        Term::SiluMulLaunches,
+        Term::RopeMelem,
+    ];
+
+    /// The prefill terms onboarding's experimental design pins down
+    /// ([`Term::PREFILL`] but the architecture's launch and rotation terms,
+    /// which are 0 on GPT-2-style shapes and are learnt from the Llama
+    /// sweeps, their ablations included).
+    pub const DESIGN: [Term; 11] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -227,6 +286,11 @@ impl Term {
             Term::DecodeGemvStreamedMbOver64 => "decode_gemv_streamed_mb_over_64",
             Term::DecodeGemvStreamedMbOver96 => "decode_gemv_streamed_mb_over_96",
             Term::DecodeGemvStreamedMbOver128 => "decode_gemv_streamed_mb_over_128",
+            Term::RopeLaunches => "rope_launches",
+            Term::RmsNormLaunches => "rms_norm_launches",
+            Term::SiluMulLaunches => "silu_mul_launches",
+            Term::DecodeAttentionGflop => "decode_attention_gflop",
+            Term::RopeMelem => "rope_melem",
         }
     }
 
@@ -242,7 +306,8 @@ impl Term {
             | Term::ShortMatmulGflop
             | Term::DecodeMatmulGflop
             | Term::DecodeLmHeadGflop
-            | Term::DecodeBatchedLmHeadGflop => "ms/GFLOP",
+            | Term::DecodeBatchedLmHeadGflop
+            | Term::DecodeAttentionGflop => "ms/GFLOP",
             Term::WeightMb
             | Term::DecodeWeightMb
             | Term::KvCacheMb
@@ -258,8 +323,11 @@ impl Term {
             | Term::DecodeGemvStreamedMbOver64
             | Term::DecodeGemvStreamedMbOver96
             | Term::DecodeGemvStreamedMbOver128 => "ms/MB",
-            Term::ElementwiseMelem | Term::LogitsMelem | Term::DecodeLogitsMelem => "ms/Melem",
+            Term::ElementwiseMelem | Term::LogitsMelem | Term::DecodeLogitsMelem | Term::RopeMelem => {
+                "ms/Melem"
+            }
             Term::HeadLayers => "ms/(head·layer)",
+            Term::RopeLaunches | Term::RmsNormLaunches | Term::SiluMulLaunches => "ms/launch",
         }
     }
 
@@ -267,14 +335,16 @@ impl Term {
     pub fn component(self) -> Component {
         match self {
             Term::Constant => Component::Constant,
-            Term::Layers => Component::PerLayerFixed,
+            Term::Layers | Term::RopeLaunches | Term::RmsNormLaunches | Term::SiluMulLaunches => {
+                Component::PerLayerFixed
+            }
             // Split further by FLOP share in predict.
             Term::MatmulGflop
             | Term::NarrowMatmulGflop
             | Term::ShortMatmulGflop
             | Term::DecodeMatmulGflop => Component::Mlp,
-            Term::AttentionGflop | Term::HeadLayers => Component::Attention,
-            Term::KvCacheMb => Component::KvCache,
+            Term::AttentionGflop | Term::HeadLayers | Term::RopeMelem => Component::Attention,
+            Term::KvCacheMb | Term::DecodeAttentionGflop => Component::KvCache,
             Term::LmHeadGflop
             | Term::LogitsMelem
             | Term::DecodeLmHeadGflop
@@ -390,7 +460,31 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
         Term::DecodeGemvStreamedMbOver64 => gemv_streamed_mb(shape, 64.0),
         Term::DecodeGemvStreamedMbOver96 => gemv_streamed_mb(shape, 96.0),
         Term::DecodeGemvStreamedMbOver128 => gemv_streamed_mb(shape, 128.0),
+        Term::DecodeAttentionGflop => a.decode.flops.attention_scores as f64 / 1e9,
+        Term::RopeLaunches => launches(shape, |k| matches!(k, OpKind::Rope { .. })),
+        Term::RmsNormLaunches => launches(shape, |k| matches!(k, OpKind::RmsNorm { .. })),
+        Term::SiluMulLaunches => launches(shape, |k| matches!(k, OpKind::SiluMul { .. })),
+        Term::RopeMelem => {
+            let rotated: u64 = graph(shape, Phase::Prefill)
+                .iter()
+                .filter_map(|o| match o.kind {
+                    OpKind::Rope { rows, width } => Some(o.count * rows * width),
+                    _ => None,
+                })
+                .sum();
+            rotated as f64 / 1e6
+        }
     }
+}
+
+/// Launches per forward of the operators `is_class` picks (the same in
+/// prefill and in a decode step: the graphs differ in sizes, not in operators).
+fn launches(shape: &Shape, is_class: impl Fn(&OpKind) -> bool) -> f64 {
+    graph(shape, Phase::Prefill)
+        .iter()
+        .filter(|o| is_class(&o.kind))
+        .map(|o| o.count)
+        .sum::<u64>() as f64
 }
 
 /// Multiply-adds below which burn-flex runs a matrix product on one thread
@@ -405,10 +499,10 @@ fn serial_gemm_weight_mb(shape: &Shape) -> f64 {
         return 0.0;
     }
     // Per block: the linear layers of the decode step (QKV, output, MLP).
-    let serial: u64 = crate::operators::graph(shape, crate::Phase::Decode)
+    let serial: u64 = graph(shape, Phase::Decode)
         .iter()
         .filter_map(|o| match o.kind {
-            crate::operators::OpKind::Linear { k, n, .. } => Some(k * n),
+            OpKind::Linear { k, n, .. } => Some(k * n),
             _ => None,
         })
         .filter(|&kn| b.saturating_mul(kn) < SERIAL_GEMM_MAX_MULADDS)
@@ -448,7 +542,14 @@ mod tests {
 
     #[test]
     fn prefill_and_decode_candidates_partition_the_phase_specific_terms() {
-        let shared = [Term::Constant, Term::Layers, Term::HeadLayers];
+        let shared = [
+            Term::Constant,
+            Term::Layers,
+            Term::HeadLayers,
+            Term::RopeLaunches,
+            Term::RmsNormLaunches,
+            Term::SiluMulLaunches,
+        ];
         for t in Term::ALL {
             let (p, d) = (Term::PREFILL.contains(&t), Term::DECODE.contains(&t));
             assert!(p || d, "{t:?} is a candidate of neither phase");
@@ -543,6 +644,70 @@ mod tests {
         let wide = at(2, 1024, 4);
         let proj = 4.0 * 2.0 * 1024.0 * 1024.0 * 4.0 / 1e6;
         assert!((term_value(Term::DecodeSerialGemmWeightMb, &wide) - proj).abs() < 1e-9);
+    }
+
+    #[test]
+    fn decode_attention_flops_follow_the_query_heads_and_kv_bytes_the_kv_heads() {
+        let at = |kv_heads| {
+            ShapeSpec {
+                heads: Some(8),
+                kv_heads: Some(kv_heads),
+                seq: Some(512),
+                ..ShapeSpec::new(4, 512)
+            }
+            .validate()
+            .unwrap()
+        };
+        let (mha, gqa) = (at(8), at(2));
+        // 4 · L · b · h · c · d_head.
+        let flops = 4.0 * 4.0 * 8.0 * 512.0 * 64.0 / 1e9;
+        assert!((term_value(Term::DecodeAttentionGflop, &mha) - flops).abs() < 1e-12);
+        assert_eq!(
+            term_value(Term::DecodeAttentionGflop, &gqa),
+            term_value(Term::DecodeAttentionGflop, &mha)
+        );
+        let ratio = term_value(Term::KvCacheMb, &mha) / term_value(Term::KvCacheMb, &gqa);
+        assert!((ratio - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn architecture_terms_count_the_graphs_operators_and_are_zero_for_gpt2() {
+        let gpt2 = ShapeSpec::new(6, 256).validate().unwrap();
+        for t in [
+            Term::RopeLaunches,
+            Term::RmsNormLaunches,
+            Term::SiluMulLaunches,
+            Term::RopeMelem,
+        ] {
+            assert_eq!(term_value(t, &gpt2), 0.0, "{t:?}");
+        }
+        // Llama-style: 6 blocks of d 256, 4 heads of 64, 2 KV heads, seq 128.
+        let llama = ShapeSpec {
+            heads: Some(4),
+            kv_heads: Some(2),
+            mlp: Some(crate::Mlp::Gated),
+            norm: Some(crate::Norm::RmsNorm),
+            position_encoding: Some(crate::PositionEncoding::Rope),
+            ..ShapeSpec::new(6, 256)
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(term_value(Term::RopeLaunches, &llama), 12.0);
+        assert_eq!(term_value(Term::RmsNormLaunches, &llama), 13.0);
+        assert_eq!(term_value(Term::SiluMulLaunches, &llama), 6.0);
+        // 128 tokens × (4 + 2) heads × 64 per block.
+        assert_eq!(
+            term_value(Term::RopeMelem, &llama),
+            6.0 * 128.0 * 6.0 * 64.0 / 1e6
+        );
+        // The launches are the decode graph's too.
+        let decode = graph(&llama, Phase::Decode);
+        let ropes: u64 = decode
+            .iter()
+            .filter(|o| matches!(o.kind, OpKind::Rope { .. }))
+            .map(|o| o.count)
+            .sum();
+        assert_eq!(ropes as f64, term_value(Term::RopeLaunches, &llama));
     }
 
     #[test]
