@@ -220,23 +220,11 @@ impl Term {
         Term::RopeMelem,
     ];
 
-    /// The prefill terms onboarding's experimental design pins down
-    /// ([`Term::PREFILL`] but the architecture's launch and rotation terms,
-    /// which are 0 on GPT-2-style shapes and are learnt from the Llama
-    /// sweeps, their ablations included).
-    pub const DESIGN: [Term; 11] = [
-        Term::Constant,
-        Term::Layers,
-        Term::MatmulGflop,
-        Term::AttentionGflop,
-        Term::LmHeadGflop,
-        Term::WeightMb,
-        Term::ElementwiseMelem,
-        Term::HeadLayers,
-        Term::LogitsMelem,
-        Term::NarrowMatmulGflop,
-        Term::ShortMatmulGflop,
-    ];
+    /// The prefill terms onboarding's experimental design pins down: the
+    /// first 11 of [`Term::PREFILL`], all but the architecture's launch and
+    /// rotation terms, which are 0 on GPT-2-style shapes and are learnt from
+    /// the Llama sweeps, their ablations included.
+    pub const DESIGN: &'static [Term] = Term::PREFILL.split_at(11).0;
 
     /// Whether this term jumps (from 0 to its full value) where the decode
     /// working set outgrows a cache size, instead of growing smoothly.
@@ -644,6 +632,20 @@ mod tests {
         let wide = at(2, 1024, 4);
         let proj = 4.0 * 2.0 * 1024.0 * 1024.0 * 4.0 / 1e6;
         assert!((term_value(Term::DecodeSerialGemmWeightMb, &wide) - proj).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_design_terms_are_the_prefill_terms_without_the_architecture_ones() {
+        let architecture = [
+            Term::RopeLaunches,
+            Term::RmsNormLaunches,
+            Term::SiluMulLaunches,
+            Term::RopeMelem,
+        ];
+        assert_eq!(Term::DESIGN.len() + architecture.len(), Term::PREFILL.len());
+        for t in Term::PREFILL {
+            assert_eq!(Term::DESIGN.contains(&t), !architecture.contains(&t), "{t:?}");
+        }
     }
 
     #[test]
