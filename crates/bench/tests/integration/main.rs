@@ -2,6 +2,7 @@
 //! so one binary is one link instead of four).
 
 mod cli;
+mod committed_profiles;
 mod ops;
 mod profile_vs_data;
 mod sessions;

@@ -1,0 +1,82 @@
+//! The committed profiles are what their documented fits of the committed
+//! measurements write: `bench report` (fit's defaults) for the embedded
+//! default, README's command for `zen4-llama.json`. A change to the fit, or to
+//! the data, that would change a profile fails here until the profile is refit
+//! and committed with it.
+
+use std::path::{Path, PathBuf};
+
+use bench::fitting::{FitOptions, fit};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A profile's JSON text without `source` (the paths as given). Both sides
+/// are parsed from text, as numbers are compared through the same parser.
+fn without_source(text: &str) -> serde_json::Value {
+    let mut value: serde_json::Value = serde_json::from_str(text).unwrap();
+    value.as_object_mut().unwrap().remove("source");
+    value
+}
+
+/// The profile a fit writes, as `bench fit` writes it.
+fn refit(options: FitOptions) -> serde_json::Value {
+    without_source(&fit(&options).unwrap().outcome.profile.to_json())
+}
+
+fn committed(path: &str) -> serde_json::Value {
+    without_source(&std::fs::read_to_string(root().join(path)).unwrap())
+}
+
+#[test]
+fn the_embedded_default_is_the_fit_of_the_committed_measurements() {
+    let r = root();
+    let options = FitOptions {
+        measurements: vec![r.join("data/measurements")],
+        evaluate: vec![],
+        memory: r.join("data/memory/cpu.jsonl"),
+        name: "default (2-core Xeon, CPU backends)".into(),
+        machine: None,
+        ops: vec![r.join("data/ops/cpu.jsonl")],
+        keep_disturbed: false,
+    };
+    assert!(
+        refit(options) == committed("data/profiles/default.json"),
+        "refit differs: run `bench report`"
+    );
+}
+
+#[test]
+fn zen4_llama_is_the_readme_fit_of_the_committed_measurements() {
+    let r = root();
+    let files = [
+        "data/onboarding/zen4-v4-5m.jsonl",
+        "data/ops/whole-model.jsonl",
+        "data/llama/llama-prefill.jsonl",
+        "data/llama/llama-decode.jsonl",
+        "data/llama/llama-more-prefill.jsonl",
+        "data/llama/llama-more-decode.jsonl",
+        "data/llama/ablation-prefill.jsonl",
+        "data/llama/ablation-decode.jsonl",
+        "data/llama/evaluate-prefill.jsonl",
+        "data/llama/evaluate-decode.jsonl",
+        "data/llama/evaluate-later-prefill.jsonl",
+        "data/llama/evaluate-later-decode.jsonl",
+        "data/llama/calibration",
+    ];
+    let options = FitOptions {
+        measurements: files.iter().map(|f| r.join(f)).collect(),
+        evaluate: vec![],
+        memory: r.join("data/onboarding/zen4-v4-memory.jsonl"),
+        name: "zen4-llama (2-core AMD EPYC Zen 4 VM, CPU backends, GPT-2 and Llama-style shapes, 2026-12-01)"
+            .into(),
+        machine: Some("AMD EPYC (AuthenticAMD 25/17/1".into()),
+        ops: vec![r.join("data/llama/ops.jsonl")],
+        keep_disturbed: false,
+    };
+    assert!(
+        refit(options) == committed("data/profiles/zen4-llama.json"),
+        "refit differs: run README's zen4-llama fit"
+    );
+}
