@@ -266,7 +266,7 @@ impl std::fmt::Display for SessionFactor {
             ),
             (false, None) => write!(
                 f,
-                "{backend} {phase} `{}`: only {} shared shapes, left unscaled",
+                "{backend} {phase} `{}`: shares fewer than {MIN_ANCHORS} shapes with any one session linked to the reference ({} of its shapes are measured in two or more of them), left unscaled",
                 self.session, self.anchors
             ),
         }
