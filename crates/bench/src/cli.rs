@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use bench::fitting::{DEFAULT_MEASUREMENTS, DEFAULT_PROFILE_NAME, MEMORY_FILE, OPS_FILE};
 use bench::harness::rounds::Schedule;
 use bench::model::Gelu;
 use bench::record::Status;
@@ -78,9 +79,6 @@ struct MemoryArgs {
     #[arg(long, default_value = MEMORY_FILE)]
     out: PathBuf,
 }
-
-/// Where `bench memory` writes (and the report reads) memory measurements.
-const MEMORY_FILE: &str = "data/memory/cpu.jsonl";
 
 #[derive(Args, Clone)]
 struct OpsArgs {
@@ -164,9 +162,6 @@ struct CalibrateArgs {
     #[arg(long)]
     keep_disturbed: bool,
 }
-
-/// Where `bench ops` writes operator measurements.
-const OPS_FILE: &str = "data/ops/cpu.jsonl";
 
 #[derive(Args, Clone)]
 struct ProbeArgs {
@@ -281,13 +276,13 @@ fn parse_budget(text: &str) -> Result<Duration, String> {
 #[derive(Args, Clone)]
 struct FitArgs {
     /// Measurement files or folders of *.jsonl.
-    #[arg(long, default_value = "data/measurements")]
+    #[arg(long, default_value = DEFAULT_MEASUREMENTS)]
     measurements: Vec<PathBuf>,
     /// Where to write the profile.
     #[arg(long, default_value = "data/profiles/default.json")]
     out: PathBuf,
     /// Name stored in the profile.
-    #[arg(long, default_value = "default (2-core Xeon, CPU backends)")]
+    #[arg(long, default_value = DEFAULT_PROFILE_NAME)]
     name: String,
     /// Measurement files or folders to check the new profile against
     /// (shapes measured independently, e.g. by a full sweep).

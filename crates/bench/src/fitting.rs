@@ -20,6 +20,19 @@ pub const THRESHOLDS: DisturbanceThresholds = DisturbanceThresholds {
     busy_cores: OTHER_LOAD_WARNING_CORES,
 };
 
+/// The measurements `bench fit` and `bench report` fit by default: those of
+/// the embedded default profile.
+pub const DEFAULT_MEASUREMENTS: &str = "data/measurements";
+
+/// The name the embedded default profile is fitted under.
+pub const DEFAULT_PROFILE_NAME: &str = "default (2-core Xeon, CPU backends)";
+
+/// Where `bench memory` writes memory measurements, and the fit reads them by default.
+pub const MEMORY_FILE: &str = "data/memory/cpu.jsonl";
+
+/// Where `bench ops` writes operator measurements, and the fit reads them by default.
+pub const OPS_FILE: &str = "data/ops/cpu.jsonl";
+
 /// What to fit.
 #[derive(Debug, Clone)]
 pub struct FitOptions {

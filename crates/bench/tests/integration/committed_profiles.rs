@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bench::fitting::{FitOptions, fit};
+use bench::fitting::{DEFAULT_MEASUREMENTS, DEFAULT_PROFILE_NAME, FitOptions, MEMORY_FILE, OPS_FILE, fit};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -33,12 +33,12 @@ fn committed(path: &str) -> serde_json::Value {
 fn the_embedded_default_is_the_fit_of_the_committed_measurements() {
     let r = root();
     let options = FitOptions {
-        measurements: vec![r.join("data/measurements")],
+        measurements: vec![r.join(DEFAULT_MEASUREMENTS)],
         evaluate: vec![],
-        memory: r.join("data/memory/cpu.jsonl"),
-        name: "default (2-core Xeon, CPU backends)".into(),
+        memory: r.join(MEMORY_FILE),
+        name: DEFAULT_PROFILE_NAME.into(),
         machine: None,
-        ops: vec![r.join("data/ops/cpu.jsonl")],
+        ops: vec![r.join(OPS_FILE)],
         keep_disturbed: false,
     };
     assert!(
