@@ -937,12 +937,14 @@ fn fit(args: &FitArgs) -> anyhow::Result<fitting::Fitted> {
     {
         let p = &f.profile;
         eprintln!(
-            "{} {phase}: {} shapes, held-out {}, pairwise {:.1}%, noise floor {}",
+            "{} {phase}: {} shapes, held-out {}, pairwise {:.1}%, noise floor {}, session spread {}",
             p.backend,
             p.measurements,
             mape_and_within(p.held_out.mape_pct, p.held_out.within_10pct),
             100.0 * p.held_out.pairwise,
-            p.noise_floor_pct.map_or("unknown".into(), |n| format!("{n:.1}%"))
+            p.noise_floor_pct.map_or("unknown".into(), |n| format!("{n:.1}%")),
+            p.session_spread_pct
+                .map_or("none (no session scaled)".into(), |n| format!("{n:.1}%"))
         );
     }
     eprintln!("wrote {}", args.out.display());

@@ -455,7 +455,7 @@ fn render(answer: &Plan, top: usize, machine: &str) -> String {
         if r.candidates.iter().take(top).any(|c| c.within_noise) {
             let _ = writeln!(
                 o,
-                "≈ within noise: the difference from the proposal lies inside the two predictions' combined uncertainty (±: expected error)"
+                "≈ within noise: the difference from the proposal lies inside the two predictions' combined uncertainty (±: expected error of the latency; two shapes on one backend are compared without its session spread, which moves both alike)"
             );
         }
         for gain in &r.axes {

@@ -11,7 +11,7 @@ use crate::memory::MemoryObservation;
 use crate::observation::{DisturbanceThresholds, Session};
 use crate::pooling::{BackendData, group, noise_floor};
 use crate::profile_fit::{BackendFit, MIN_POINTS, fit_backend};
-use crate::sessions::{LeftOut, SessionFactor, leave_out_disturbed, normalize_sessions};
+use crate::sessions::{LeftOut, SessionFactor, leave_out_disturbed, normalize_sessions, session_spreads};
 
 /// What the fit starts from.
 pub struct FitInputs<'a> {
@@ -95,6 +95,8 @@ pub fn run(inputs: FitInputs) -> Result<FitOutcome, FitError> {
         keep_machine(&mut sessions, wanted)?;
     }
     let left_out = leave_out_disturbed(&mut sessions, thresholds);
+    // Before scaling: how far sessions lie apart is what scaling removes.
+    let spreads = session_spreads(&sessions);
     let factors = normalize_sessions(&mut sessions);
     let measurements: usize = sessions.iter().map(Session::measurements).sum();
     let newest = sessions
@@ -129,6 +131,12 @@ pub fn run(inputs: FitInputs) -> Result<FitOutcome, FitError> {
                 .find(|(backend, machine, _)| *backend == d.backend && *machine == d.machine)
                 .map(|(_, _, laws)| laws),
         )
+        .map(|mut fit| {
+            fit.profile.session_spread_pct = spreads
+                .get(&(d.backend.clone(), phase, d.machine.clone()))
+                .copied();
+            fit
+        })
         .map_err(|e| FitError::Backend {
             backend: d.backend.clone(),
             phase,

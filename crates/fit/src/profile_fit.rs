@@ -390,6 +390,8 @@ pub fn fit_backend(
             held_out,
             regimes: segmented(&base),
             noise_floor_pct,
+            // Set by the pipeline, which knows how sessions were scaled.
+            session_spread_pct: None,
             held_out_points: points
                 .iter()
                 .zip(&held_out_ms)

@@ -240,6 +240,12 @@ pub fn render(
                 "Noise floor (median relative difference between two full passes of the sweep): **{nf:.1}%**.\n"
             );
         }
+        if let Some(spread) = p.session_spread_pct {
+            let _ = writeln!(
+                out,
+                "Session spread (median relative difference between two sessions' measurements of the same shape, before scaling): **{spread:.1}%**.\n"
+            );
+        }
         let _ = writeln!(out, "### Accuracy (held out)\n");
         accuracy_table(&mut out, f);
         let _ = writeln!(
@@ -448,7 +454,7 @@ pub fn render(
 fn accuracy_summary(out: &mut String, fits: &[BackendFit], decode_fits: &[BackendFit]) {
     let _ = writeln!(
         out,
-        "### Accuracy of the chosen models (held out)\n\n| backend | phase | shapes | MAPE | within ±10% | pairwise | nested MAPE | nested within ±10% | noise floor |\n|---|---|---|---|---|---|---|---|---|"
+        "### Accuracy of the chosen models (held out)\n\n| backend | phase | shapes | MAPE | within ±10% | pairwise | nested MAPE | nested within ±10% | noise floor | session spread |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for (f, phase) in fits
         .iter()
@@ -463,7 +469,7 @@ fn accuracy_summary(out: &mut String, fits: &[BackendFit], decode_fits: &[Backen
             .find(|a| a.method.starts_with("nested"));
         let _ = writeln!(
             out,
-            "| {} | {phase} | {} | {:.1}% | {:.1}% | {:.1}% | {} | {} | {} |",
+            "| {} | {phase} | {} | {:.1}% | {:.1}% | {:.1}% | {} | {} | {} | {} |",
             p.backend,
             p.measurements,
             p.held_out.mape_pct,
@@ -471,12 +477,13 @@ fn accuracy_summary(out: &mut String, fits: &[BackendFit], decode_fits: &[Backen
             100.0 * p.held_out.pairwise,
             nested.map_or("–".into(), |a| format!("{:.1}%", a.mape_pct)),
             nested.map_or("–".into(), |a| format!("{:.1}%", 100.0 * a.within_10pct)),
-            p.noise_floor_pct.map_or("–".into(), |n| format!("{n:.1}%"))
+            p.noise_floor_pct.map_or("–".into(), |n| format!("{n:.1}%")),
+            p.session_spread_pct.map_or("–".into(), |n| format!("{n:.1}%"))
         );
     }
     let _ = writeln!(
         out,
-        "\nk-fold: {}-fold cross-validation repeated over {} splits; nested: the terms reselected in every outer fold. Details and the other models per backend below.\n",
+        "\nk-fold: {}-fold cross-validation repeated over {} splits; nested: the terms reselected in every outer fold; noise floor: two back-to-back runs of the same shapes; session spread: the median difference between two sessions' measurements of the same shape (every pair of files, before scaling), which the planner's intervals and expected errors take where it is the larger. Details and the other models per backend below.\n",
         crate::profile_fit::FOLDS,
         crate::profile_fit::REPEATS
     );
@@ -512,6 +519,9 @@ fn render_decode(out: &mut String, files: &mut Vec<(String, String)>, d: &Decode
         );
         if let Some(nf) = p.noise_floor_pct {
             let _ = writeln!(out, "Noise floor (two passes): **{nf:.1}%**.\n");
+        }
+        if let Some(spread) = p.session_spread_pct {
+            let _ = writeln!(out, "Session spread: **{spread:.1}%**.\n");
         }
         accuracy_table(out, f);
         let _ = writeln!(out);

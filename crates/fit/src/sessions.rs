@@ -168,6 +168,46 @@ fn normalize_phase(sessions: &mut [Session], phase: Phase) -> Vec<SessionFactor>
     factors
 }
 
+/// How far one session's measurement of a shape lies from another
+/// session's, per backend, phase and machine: the median relative difference
+/// (%, read like the noise floor) over every pair of sessions that measured
+/// the same shape, taken before any scaling. A prediction at the fitted level
+/// meets a later session about that far off, however well the shape is
+/// modelled; `None` where no shape was measured in two sessions.
+pub fn session_spreads(sessions: &[Session]) -> BTreeMap<(String, Phase, String), f64> {
+    // (backend, phase, machine) → shape → each session's mean median of it.
+    let mut by: BTreeMap<(String, Phase, String), BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    for s in sessions {
+        let mut here: BTreeMap<(String, Phase, String, String), Vec<f64>> = BTreeMap::new();
+        for o in &s.observations {
+            let key = (o.backend.clone(), o.phase, o.machine.clone(), o.key());
+            here.entry(key).or_default().push(o.median_ms);
+        }
+        for ((backend, phase, machine, shape), medians) in here {
+            by.entry((backend, phase, machine))
+                .or_default()
+                .entry(shape)
+                .or_default()
+                .push(crate::stats::mean(&medians));
+        }
+    }
+    by.into_iter()
+        .filter_map(|(group, shapes)| {
+            let diffs: Vec<f64> = shapes
+                .values()
+                .flat_map(|per_session| {
+                    per_session.iter().enumerate().flat_map(move |(i, a)| {
+                        per_session[i + 1..]
+                            .iter()
+                            .map(move |b| 200.0 * (a - b).abs() / (a + b))
+                    })
+                })
+                .collect();
+            crate::stats::median_of(&diffs).map(|spread| (group, spread))
+        })
+        .collect()
+}
+
 /// Per session: its latency factor relative to `reference` and the number of
 /// its shapes also measured in another linked session.
 ///
@@ -307,6 +347,25 @@ mod tests {
         assert!(factors.iter().any(|f| f.reference && f.session == "pass1"));
         assert!(later.to_string().contains("×1.250"));
         assert!(lone.to_string().contains("left unscaled"));
+    }
+
+    #[test]
+    fn the_session_spread_is_the_median_difference_of_shapes_measured_twice() {
+        // Shapes 1–4 in three sessions at ×1, ×1.1 and ×1.2: per shape the
+        // pairs differ by 2·0.1/2.1, 2·0.2/2.2 and 2·0.1/2.3; shapes 5–9 in one
+        // session only count for nothing.
+        let sessions = vec![
+            session("a", 1..10, 1.0),
+            session("b", 1..5, 1.1),
+            session("c", 1..5, 1.2),
+        ];
+        let spreads = session_spreads(&sessions);
+        let machine = sessions[0].observations[0].machine.clone();
+        let spread = spreads[&("flex".to_string(), Phase::Prefill, machine)];
+        let expected = 200.0 * 0.1 / 2.1;
+        assert!((spread - expected).abs() < 1e-9, "{spread} vs {expected}");
+        assert!(spreads.keys().all(|(_, phase, _)| *phase == Phase::Prefill));
+        assert!(session_spreads(&[session("alone", 1..10, 1.0)]).is_empty());
     }
 
     #[test]

@@ -6,10 +6,13 @@
 //!   in ln layers, ln d_model, ln seq, ln batch and ln vocab (a factor of two
 //!   in any of them counts alike). A profile without stored held-out points
 //!   (schema < 4) falls back to its overall held-out MAPE.
-//! * **Run-to-run**: the profile's noise floor, the median relative difference
-//!   between two runs of the same shapes (onboarding repeats a few shapes at
-//!   its start and end; a full sweep repeats whole passes). A later run on the
-//!   same machine differs from the fitted one by that much again.
+//! * **Run-to-run**: the larger of the profile's noise floor, the median
+//!   relative difference between two runs of the same shapes (onboarding
+//!   repeats a few shapes at its start and end; a full sweep repeats whole
+//!   passes), and its session spread, the same between any two sessions
+//!   that measured a shape (a cloud machine drifts 10–30% between sessions
+//!   hours apart, far more than between back-to-back runs). A later session
+//!   on the same machine differs from the prediction by that much again.
 //! * **Expected error** = √(local² + run-to-run²), and the label:
 //!
 //! | label | expected error |
@@ -154,9 +157,27 @@ pub fn local_error_pct(points: &[HeldOutPoint], shape: &Shape) -> Option<f64> {
 /// Expected error (%) of `backend`'s prediction of `shape`: local held-out
 /// error and run-to-run variability combined (module doc).
 pub fn expected_error_pct(backend: &BackendProfile, shape: &Shape) -> f64 {
-    let local = local_error_pct(&backend.held_out_points, shape).unwrap_or(backend.held_out.mape_pct);
-    let run_to_run = backend.noise_floor_pct.unwrap_or(0.0);
-    local.hypot(run_to_run)
+    local(backend, shape).hypot(run_to_run_pct(backend).unwrap_or(0.0))
+}
+
+/// As [`expected_error_pct`] with the noise floor alone for run-to-run: the
+/// error of one shape against another measured in the same session on the
+/// same backend, whose level moves both alike.
+pub fn shape_error_pct(backend: &BackendProfile, shape: &Shape) -> f64 {
+    local(backend, shape).hypot(backend.noise_floor_pct.unwrap_or(0.0))
+}
+
+fn local(backend: &BackendProfile, shape: &Shape) -> f64 {
+    local_error_pct(&backend.held_out_points, shape).unwrap_or(backend.held_out.mape_pct)
+}
+
+/// How far a later run on the machine can land from the prediction's level
+/// (%): the larger of the noise floor and the session spread (module doc).
+pub fn run_to_run_pct(backend: &BackendProfile) -> Option<f64> {
+    match (backend.noise_floor_pct, backend.session_spread_pct) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// z of a central 90% normal interval.
@@ -169,10 +190,10 @@ const MEDIAN_ABS_NORMAL: f64 = 0.6745;
 /// Widens a ratio interval `[lo, hi]` (measured/predicted, from one
 /// session's held-out errors) by the run-to-run variability: in ln space its
 /// half-width w becomes √(w² + (1.645·σ)²), σ the spread of a run-to-run
-/// difference (noise floor / 0.6745, since the noise floor is a median
-/// absolute difference).
-pub fn widen(lo: f64, hi: f64, noise_floor_pct: Option<f64>) -> [f64; 2] {
-    let Some(nf) = noise_floor_pct.filter(|n| *n > 0.0) else {
+/// difference ([`run_to_run_pct`] / 0.6745, since it is a median absolute
+/// difference).
+pub fn widen(lo: f64, hi: f64, run_to_run_pct: Option<f64>) -> [f64; 2] {
+    let Some(nf) = run_to_run_pct.filter(|n| *n > 0.0) else {
         return [lo, hi];
     };
     let sigma = (1.0 + nf / 100.0).ln() / MEDIAN_ABS_NORMAL;
@@ -246,6 +267,29 @@ mod tests {
         assert!(((lo * hi).ln() - (0.9f64 * 1.1).ln()).abs() < 1e-12);
         let [lo2, hi2] = widen(0.9, 1.1, Some(10.0));
         assert!(lo2 < lo && hi2 > hi);
+    }
+
+    #[test]
+    fn the_session_spread_widens_expected_errors_but_not_shape_comparisons() {
+        let mut b = crate::default_profile().backends.remove(0);
+        let s = shape(4, 256);
+        (b.noise_floor_pct, b.session_spread_pct) = (Some(2.0), None);
+        assert_eq!(run_to_run_pct(&b), Some(2.0));
+        let (expected, shape_only) = (expected_error_pct(&b, &s), shape_error_pct(&b, &s));
+        assert_eq!(expected, shape_only);
+        b.session_spread_pct = Some(10.0);
+        assert_eq!(run_to_run_pct(&b), Some(10.0));
+        assert!(expected_error_pct(&b, &s) > expected, "the spread counts");
+        assert_eq!(
+            shape_error_pct(&b, &s),
+            shape_only,
+            "one session's level moves both shapes alike"
+        );
+        // The larger of the two decides, whichever it is.
+        (b.noise_floor_pct, b.session_spread_pct) = (Some(12.0), Some(10.0));
+        assert_eq!(run_to_run_pct(&b), Some(12.0));
+        (b.noise_floor_pct, b.session_spread_pct) = (None, None);
+        assert_eq!(run_to_run_pct(&b), None);
     }
 
     #[test]

@@ -66,7 +66,22 @@ impl Objective {
     /// ([`crate::confidence`]); end to end, the two phases' errors weighted
     /// by their shares of the time (decode's taken at the middle context).
     pub fn expected_error_pct(self, backend: &BackendProfile, shape: &Shape) -> Option<f64> {
-        use crate::confidence::expected_error_pct;
+        self.error_pct(backend, shape, crate::confidence::expected_error_pct)
+    }
+
+    /// As [`Objective::expected_error_pct`] without the session spread: the
+    /// error of comparing two shapes measured in one session on one backend
+    /// (a session's level moves both alike).
+    pub fn shape_error_pct(self, backend: &BackendProfile, shape: &Shape) -> Option<f64> {
+        self.error_pct(backend, shape, crate::confidence::shape_error_pct)
+    }
+
+    fn error_pct(
+        self,
+        backend: &BackendProfile,
+        shape: &Shape,
+        expected_error_pct: fn(&BackendProfile, &Shape) -> f64,
+    ) -> Option<f64> {
         match self {
             Objective::Prefill => Some(expected_error_pct(backend, shape)),
             Objective::Decode { context } => Some(expected_error_pct(

@@ -438,7 +438,7 @@ fn end_to_end(profile: &Profile, shape: &Shape, output: u64) -> Vec<EndToEnd> {
             let [low, high] = crate::confidence::widen(
                 decode.residuals.ratio_at(INTERVAL[0]),
                 decode.residuals.ratio_at(INTERVAL[1]),
-                decode.noise_floor_pct,
+                crate::confidence::run_to_run_pct(decode),
             );
             Some(EndToEnd {
                 backend: b.backend.clone(),

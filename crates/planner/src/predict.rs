@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::compose::operator_sum;
-use crate::confidence::{Confidence, expected_error_pct, widen};
+use crate::confidence::{Confidence, expected_error_pct, run_to_run_pct, widen};
 use crate::features::{Component, Term, term_value};
 use crate::model::LatencyModel;
 use crate::profile::{BackendProfile, Profile};
@@ -118,7 +118,7 @@ pub fn predict_backend(b: &BackendProfile, shape: &Shape) -> Prediction {
     let [lo, hi] = widen(
         b.residuals.ratio_at(INTERVAL[0]),
         b.residuals.ratio_at(INTERVAL[1]),
-        b.noise_floor_pct,
+        run_to_run_pct(b),
     );
     let interval_ms = [latency_ms * lo, latency_ms * hi];
     let parts = breakdown(&b.model, shape);

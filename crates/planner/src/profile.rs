@@ -26,6 +26,7 @@
 //!     "held_out": {"mape_pct": 3.1, "within_10pct": 0.97, ...},
 //!     "regimes": {"breakpoints_params": [2.1e6], "segments": [{"from_params": .., "to_params": .., "exponent": .., "intercept": ..}]},
 //!     "noise_floor_pct": 1.8,              // optional: run-to-run difference
+//!     "session_spread_pct": 7.5,           // optional: session-to-session level difference
 //!     "held_out_points": [{"layers": 4, "d_model": 256, "seq": 128, "batch": 1, "vocab": 50257, "error_pct": 2.1}, …],
 //!                                         // optional: each measured shape's held-out
 //!                                         // error, for confidence labels
@@ -56,11 +57,12 @@ use crate::model::LatencyModel;
 use crate::shape::Shape;
 
 /// The schema version this build writes.
-pub const PROFILE_SCHEMA_VERSION: u32 = 4;
+pub const PROFILE_SCHEMA_VERSION: u32 = 5;
 
-/// Versions this build reads: 3 is 4 without held-out points, 2 is 3 without
-/// operator models, 1 is 2 without decode models.
-pub const READABLE_SCHEMA_VERSIONS: [u32; 4] = [1, 2, 3, 4];
+/// Versions this build reads: 4 is 5 without session spreads, 3 is 4 without
+/// held-out points, 2 is 3 without operator models, 1 is 2 without decode
+/// models.
+pub const READABLE_SCHEMA_VERSIONS: [u32; 5] = [1, 2, 3, 4, 5];
 
 /// Largest profile text accepted (the web page takes user files).
 pub const MAX_PROFILE_BYTES: usize = 4 * 1024 * 1024;
@@ -119,6 +121,15 @@ pub struct BackendProfile {
     /// if known: the machine's run-to-run variability.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_floor_pct: Option<f64>,
+    /// Median relative difference (%) between two sessions' measurements of
+    /// the same shape, over every pair of sessions (measurement files) that
+    /// measured one, before the fit scaled them to one level, if any shape
+    /// was measured twice: a later session on the same machine lands about
+    /// that far from the prediction however well the shape is modelled. On a
+    /// cloud machine it is usually well above the noise floor (back-to-back
+    /// runs); [`crate::confidence`] takes the larger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_spread_pct: Option<f64>,
     /// Each measured shape with its held-out error, for the confidence of
     /// predictions near it ([`crate::confidence`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -328,6 +339,17 @@ impl BackendProfile {
                 b.backend
             ));
         }
+        for (name, pct) in [
+            ("noise_floor_pct", b.noise_floor_pct),
+            ("session_spread_pct", b.session_spread_pct),
+        ] {
+            if pct.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
+                return invalid(format!(
+                    "backend `{}`: {name} is not a finite percentage ≥ 0",
+                    b.backend
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -392,6 +414,13 @@ impl Profile {
             if self.schema_version < 4 && (points(b) || b.decode.as_deref().is_some_and(points)) {
                 return invalid(format!(
                     "backend `{}` has held-out points, which schema version {} does not allow",
+                    b.backend, self.schema_version
+                ));
+            }
+            let spread = |p: &BackendProfile| p.session_spread_pct.is_some();
+            if self.schema_version < 5 && (spread(b) || b.decode.as_deref().is_some_and(spread)) {
+                return invalid(format!(
+                    "backend `{}` has a session spread, which schema version {} does not allow",
                     b.backend, self.schema_version
                 ));
             }
@@ -471,6 +500,7 @@ mod tests {
                 "noise_floor_pct",
                 "regimes",
                 "residuals",
+                "session_spread_pct",
                 "validity"
             ]
         );
@@ -487,8 +517,10 @@ mod tests {
         let mut p = crate::default_profile();
         for b in &mut p.backends {
             b.held_out_points.clear();
+            b.session_spread_pct = None;
             if let Some(d) = b.decode.as_mut() {
                 d.held_out_points.clear();
+                d.session_spread_pct = None;
             }
         }
         p.backends[0].model = LatencyModel::Operators {
@@ -543,12 +575,38 @@ mod tests {
     }
 
     #[test]
+    fn session_spreads_need_version_five_and_sane_values() {
+        let mut p = crate::default_profile();
+        p.backends[0].session_spread_pct = Some(8.0);
+        assert_eq!(Profile::from_json(&p.to_json()).unwrap(), p);
+        p.schema_version = 4;
+        let e = Profile::from_json(&p.to_json()).unwrap_err().to_string();
+        assert!(
+            e.contains("session spread") && e.contains("schema version 4"),
+            "{e}"
+        );
+        // A version 4 file without one still loads.
+        for b in &mut p.backends {
+            b.session_spread_pct = None;
+            if let Some(d) = b.decode.as_deref_mut() {
+                d.session_spread_pct = None;
+            }
+        }
+        assert_eq!(Profile::from_json(&p.to_json()).unwrap(), p);
+        p.schema_version = PROFILE_SCHEMA_VERSION;
+        p.backends[0].session_spread_pct = Some(-1.0);
+        let e = Profile::from_json(&p.to_json()).unwrap_err().to_string();
+        assert!(e.contains("session_spread_pct"), "{e}");
+    }
+
+    #[test]
     fn version_one_files_still_load_without_decode_models() {
         let mut v = default_value();
         v["schema_version"] = 1.into();
         for b in v["backends"].as_array_mut().unwrap() {
             b.as_object_mut().unwrap().remove("decode");
             b.as_object_mut().unwrap().remove("held_out_points");
+            b.as_object_mut().unwrap().remove("session_spread_pct");
         }
         let p = Profile::from_json(&v.to_string()).unwrap();
         assert!(p.backends.iter().all(|b| b.decode.is_none()));

@@ -118,7 +118,9 @@ pub struct Candidate {
     /// Expected error of `latency_ms`, % ([`crate::confidence`]).
     pub expected_error_pct: f64,
     /// The speedup lies inside the two predictions' combined uncertainty
-    /// (always false without a proposal).
+    /// (always false without a proposal): their shape errors where both run
+    /// on one backend, whose session level moves them alike; their expected
+    /// errors, session spread included, across backends.
     pub within_noise: bool,
     /// Outside the measured ranges.
     pub extrapolated: bool,
@@ -312,9 +314,22 @@ pub fn recommend(
             .min_by(|a, b| a.1.total_cmp(&b.1))
     };
     let error_of = |b: &BackendProfile, s: &Shape| objective.expected_error_pct(b, s).unwrap_or(f64::NAN);
-    let proposed_best = proposed.and_then(|p| best_on(p).map(|(b, ms)| (ms, error_of(b, p))));
-    let proposed_ms = proposed_best.map(|(ms, _)| ms);
-    let proposed_error_pct = proposed_best.map(|(_, e)| e);
+    let shape_error_of = |b: &BackendProfile, s: &Shape| objective.shape_error_pct(b, s).unwrap_or(f64::NAN);
+    let proposed_best = proposed.and_then(|p| best_on(p).map(|(b, ms)| (p, b, ms)));
+    let proposed_ms = proposed_best.map(|(_, _, ms)| ms);
+    let proposed_error_pct = proposed_best.map(|(p, b, _)| error_of(b, p));
+    // Two shapes on one backend share the session's level: only their shape
+    // errors separate them; on two backends the levels differ as well.
+    let within_noise = |b: &BackendProfile, shape: &Shape, speedup: f64| {
+        proposed_best.is_some_and(|(p, pb, _)| {
+            let (e_proposed, e_candidate) = if pb.backend == b.backend {
+                (shape_error_of(pb, p), shape_error_of(b, shape))
+            } else {
+                (error_of(pb, p), error_of(b, shape))
+            };
+            crate::confidence::within_noise(speedup, e_proposed, e_candidate)
+        })
+    };
     let mut candidates = vec![];
     for shape in iso_parameter_shapes(base, c) {
         let a = shape.accounting();
@@ -335,8 +350,7 @@ pub fn recommend(
             latency_ms,
             speedup,
             expected_error_pct,
-            within_noise: proposed_error_pct
-                .is_some_and(|e| crate::confidence::within_noise(speedup, e, expected_error_pct)),
+            within_noise: within_noise(b, &shape, speedup),
             extrapolated: !b.validity.outside(&shape).is_empty(),
         });
     }
