@@ -390,7 +390,7 @@ pub fn fit_backend(
             held_out,
             regimes: segmented(&base),
             noise_floor_pct,
-            // Set by the pipeline, which knows how sessions were scaled.
+            // Set by the pipeline, which sees every session before scaling.
             session_spread_pct: None,
             held_out_points: points
                 .iter()

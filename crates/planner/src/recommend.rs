@@ -390,3 +390,36 @@ pub fn recommend(
         best_deep_narrow,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::ShapeSpec;
+
+    #[test]
+    fn a_session_spread_widens_the_errors_but_not_what_is_noise_on_one_backend() {
+        let mut profile = crate::default_profile();
+        profile.backends.truncate(1);
+        let proposed = ShapeSpec::new(16, 512).validate().unwrap();
+        let c = Constraints::new(proposed.accounting().params.non_embedding);
+        let run = |p: &Profile| recommend(p, &proposed, Some(&proposed), &c, Objective::Prefill).candidates;
+        let before = run(&profile);
+        assert!(
+            before.iter().any(|c| !c.within_noise),
+            "some candidate is a finding"
+        );
+        profile.backends[0].session_spread_pct = Some(50.0);
+        let after = run(&profile);
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(
+                b.within_noise, a.within_noise,
+                "one session's level moves both shapes alike"
+            );
+            assert!(
+                a.expected_error_pct > b.expected_error_pct,
+                "the latency itself is less certain"
+            );
+        }
+    }
+}
