@@ -944,7 +944,9 @@ fn fit(args: &FitArgs) -> anyhow::Result<fitting::Fitted> {
             100.0 * p.held_out.pairwise,
             p.noise_floor_pct.map_or("unknown".into(), |n| format!("{n:.1}%")),
             p.session_spread_pct
-                .map_or("none (no session scaled)".into(), |n| format!("{n:.1}%"))
+                .map_or("none (no shape measured in two sessions)".into(), |n| format!(
+                    "{n:.1}%"
+                ))
         );
     }
     eprintln!("wrote {}", args.out.display());

@@ -315,17 +315,20 @@ pub fn recommend(
     };
     let error_of = |b: &BackendProfile, s: &Shape| objective.expected_error_pct(b, s).unwrap_or(f64::NAN);
     let shape_error_of = |b: &BackendProfile, s: &Shape| objective.shape_error_pct(b, s).unwrap_or(f64::NAN);
-    let proposed_best = proposed.and_then(|p| best_on(p).map(|(b, ms)| (p, b, ms)));
-    let proposed_ms = proposed_best.map(|(_, _, ms)| ms);
-    let proposed_error_pct = proposed_best.map(|(p, b, _)| error_of(b, p));
+    // The proposal on its fastest backend: that backend, its latency, its
+    // expected error and its shape error.
+    let proposed_best =
+        proposed.and_then(|p| best_on(p).map(|(b, ms)| (b, ms, error_of(b, p), shape_error_of(b, p))));
+    let proposed_ms = proposed_best.map(|(_, ms, _, _)| ms);
+    let proposed_error_pct = proposed_best.map(|(_, _, e, _)| e);
     // Two shapes on one backend share the session's level: only their shape
     // errors separate them; on two backends the levels differ as well.
     let within_noise = |b: &BackendProfile, shape: &Shape, speedup: f64| {
-        proposed_best.is_some_and(|(p, pb, _)| {
+        proposed_best.is_some_and(|(pb, _, error, shape_error)| {
             let (e_proposed, e_candidate) = if pb.backend == b.backend {
-                (shape_error_of(pb, p), shape_error_of(b, shape))
+                (shape_error, shape_error_of(b, shape))
             } else {
-                (error_of(pb, p), error_of(b, shape))
+                (error, error_of(b, shape))
             };
             crate::confidence::within_noise(speedup, e_proposed, e_candidate)
         })
