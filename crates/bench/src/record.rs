@@ -282,15 +282,26 @@ impl Measurement {
         self.shape.shape()
     }
 
-    /// The key under which a sweep resumes: same place, configuration and shape.
+    /// The key under which a sweep resumes: same place, configuration, shape
+    /// and way of timing.
     pub fn resume_key(&self) -> String {
-        resume_key(&self.fingerprint_id, self.kind, self.gelu, &self.shape.key())
+        resume_key(
+            &self.fingerprint_id,
+            self.kind,
+            self.gelu,
+            &self.shape.key(),
+            self.timing.as_ref().is_some_and(|t| t.renewed_each_round),
+        )
     }
 }
 
-/// Resume key of a shape about to be measured.
-pub fn resume_key(fingerprint_id: &str, kind: Phase, gelu: Gelu, shape_key: &str) -> String {
-    format!("{fingerprint_id}|{}|{}|{shape_key}", kind.name(), gelu.name())
+/// Resume key of a shape about to be measured. A run that builds its models
+/// anew each round (`renewed`) times something else than one that keeps
+/// them, so neither continues nor skips the other's shapes; keys of runs
+/// that keep their models are those written before the flag existed.
+pub fn resume_key(fingerprint_id: &str, kind: Phase, gelu: Gelu, shape_key: &str, renewed: bool) -> String {
+    let key = format!("{fingerprint_id}|{}|{}|{shape_key}", kind.name(), gelu.name());
+    if renewed { format!("{key}|renewed") } else { key }
 }
 
 /// `shape_key` of a planner shape (matches [`Measurement`]'s).

@@ -363,8 +363,15 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> anyhow::Result<RunReport> {
         .filter(|m| m.status == Status::Ok && !opts.fresh)
         .map(|m| (m.resume_key(), m))
         .collect();
-    let key_of =
-        |e: &SweepEntry| record::resume_key(&fp_id, opts.phase, opts.gelu, &record::shape_key(&e.shape));
+    let key_of = |e: &SweepEntry| {
+        record::resume_key(
+            &fp_id,
+            opts.phase,
+            opts.gelu,
+            &record::shape_key(&e.shape),
+            opts.schedule.renew_each_round,
+        )
+    };
     let mut todo: Vec<&SweepEntry> = Vec::new();
     let mut reused: Vec<Measurement> = Vec::new();
     for entry in &sweep.entries {

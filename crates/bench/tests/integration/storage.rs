@@ -35,6 +35,58 @@ fn flex_options(out: &std::path::Path) -> RunOptions<'_> {
 }
 
 #[test]
+fn a_renewed_run_neither_skips_nor_continues_a_kept_models_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.jsonl");
+    let sweep = Sweep::parse(QUICK_SWEEP).unwrap();
+    let kept = flex_options(&out);
+    let renewed = RunOptions {
+        schedule: Schedule {
+            renew_each_round: true,
+            ..fast_schedule()
+        },
+        ..flex_options(&out)
+    };
+    // Stopped after its first saved step, a run leaves its steps in the journal.
+    let saved = std::cell::Cell::new(0);
+    let interrupted = run(
+        &sweep,
+        &RunOptions {
+            stop: &|| saved.get() > 0,
+            on_saved: &|_| saved.set(saved.get() + 1),
+            ..flex_options(&out)
+        },
+    )
+    .unwrap();
+    assert!(interrupted.interrupted && saved.get() > 0);
+    // Another way of timing is another measurement: nothing continued or skipped.
+    let other = run(&sweep, &renewed).unwrap();
+    assert_eq!((other.resumed, other.skipped), (0, 0));
+    assert_eq!(other.written.len(), sweep.entries.len());
+    assert!(
+        other
+            .written
+            .iter()
+            .all(|m| m.timing.as_ref().is_some_and(|t| t.renewed_each_round))
+    );
+    // The kept way continues its own journal, then each way finds its own lines.
+    let continued = run(&sweep, &kept).unwrap();
+    assert!(
+        continued.resumed > 0 && continued.skipped == 0,
+        "{:?}",
+        (continued.resumed, continued.skipped)
+    );
+    assert_eq!(run(&sweep, &renewed).unwrap().skipped, sweep.entries.len());
+    assert_eq!(run(&sweep, &kept).unwrap().skipped, sweep.entries.len());
+    let read = record::read(&out).unwrap();
+    assert_eq!(
+        read.measurements.len(),
+        2 * sweep.entries.len(),
+        "nothing measured is lost"
+    );
+}
+
+#[test]
 fn sweep_writes_resumes_and_survives_a_torn_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.jsonl");
