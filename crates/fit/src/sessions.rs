@@ -111,9 +111,10 @@ pub fn normalize_sessions(sessions: &mut [Session]) -> Vec<SessionFactor> {
     factors
 }
 
-fn normalize_phase(sessions: &mut [Session], phase: Phase) -> Vec<SessionFactor> {
-    // Sessions are scaled among those of one backend on one machine: another
-    // machine's speed is not drift, and must not move this one's factors.
+/// The (backend, machine) pairs observed in `phase`. Sessions are compared
+/// among those of one backend on one machine: another machine's speed is not
+/// drift.
+fn groups(sessions: &[Session], phase: Phase) -> Vec<(String, String)> {
     let mut groups: Vec<(String, String)> = sessions
         .iter()
         .flat_map(|s| {
@@ -125,18 +126,42 @@ fn normalize_phase(sessions: &mut [Session], phase: Phase) -> Vec<SessionFactor>
         .collect();
     groups.sort();
     groups.dedup();
-    let mut factors = vec![];
-    for (backend, machine) in groups {
-        let ours = |o: &crate::Observation| o.phase == phase && o.backend == backend && o.machine == machine;
-        // Per session, the mean median of each shape (a file may hold a shape twice).
-        let medians = |s: &Session| -> BTreeMap<String, f64> {
+    groups
+}
+
+/// Whether `o` belongs to the group of `phase`, `backend` and `machine`.
+fn in_group(o: &crate::Observation, phase: Phase, backend: &str, machine: &str) -> bool {
+    o.phase == phase && o.backend == backend && o.machine == machine
+}
+
+/// Per session, the mean median of each shape of the group (a file may hold
+/// a shape twice); empty for a session without any.
+fn per_session_medians(
+    sessions: &[Session],
+    phase: Phase,
+    backend: &str,
+    machine: &str,
+) -> Vec<BTreeMap<String, f64>> {
+    sessions
+        .iter()
+        .map(|s| {
             let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for o in s.observations.iter().filter(|o| ours(o)) {
+            for o in s
+                .observations
+                .iter()
+                .filter(|o| in_group(o, phase, backend, machine))
+            {
                 by.entry(o.key()).or_default().push(o.median_ms);
             }
             by.into_iter().map(|(k, v)| (k, crate::stats::mean(&v))).collect()
-        };
-        let per_session: Vec<BTreeMap<String, f64>> = sessions.iter().map(medians).collect();
+        })
+        .collect()
+}
+
+fn normalize_phase(sessions: &mut [Session], phase: Phase) -> Vec<SessionFactor> {
+    let mut factors = vec![];
+    for (backend, machine) in groups(sessions, phase) {
+        let per_session = per_session_medians(sessions, phase, &backend, &machine);
         let Some(reference) = (0..sessions.len())
             .filter(|&i| !per_session[i].is_empty())
             .max_by_key(|&i| (per_session[i].len(), std::cmp::Reverse(i)))
@@ -151,7 +176,11 @@ fn normalize_phase(sessions: &mut [Session], phase: Phase) -> Vec<SessionFactor>
             let (factor, anchors) = joint[i];
             let factor = factor.filter(|_| i != reference);
             if let Some(f) = factor {
-                for o in session.observations.iter_mut().filter(|o| ours(o)) {
+                for o in session
+                    .observations
+                    .iter_mut()
+                    .filter(|o| in_group(o, phase, &backend, &machine))
+                {
                     o.scale_by(f);
                 }
             }
@@ -173,39 +202,28 @@ fn normalize_phase(sessions: &mut [Session], phase: Phase) -> Vec<SessionFactor>
 /// (%, read like the noise floor) over every pair of sessions that measured
 /// the same shape, taken before any scaling. A prediction at the fitted level
 /// meets a later session about that far off, however well the shape is
-/// modelled; `None` where no shape was measured in two sessions.
+/// modelled; absent where no shape was measured in two sessions.
 pub fn session_spreads(sessions: &[Session]) -> BTreeMap<(String, Phase, String), f64> {
-    // (backend, phase, machine) → shape → each session's mean median of it.
-    let mut by: BTreeMap<(String, Phase, String), BTreeMap<String, Vec<f64>>> = BTreeMap::new();
-    for s in sessions {
-        let mut here: BTreeMap<(String, Phase, String, String), Vec<f64>> = BTreeMap::new();
-        for o in &s.observations {
-            let key = (o.backend.clone(), o.phase, o.machine.clone(), o.key());
-            here.entry(key).or_default().push(o.median_ms);
-        }
-        for ((backend, phase, machine, shape), medians) in here {
-            by.entry((backend, phase, machine))
-                .or_default()
-                .entry(shape)
-                .or_default()
-                .push(crate::stats::mean(&medians));
+    let mut spreads = BTreeMap::new();
+    for phase in Phase::ALL {
+        for (backend, machine) in groups(sessions, phase) {
+            let per_session = per_session_medians(sessions, phase, &backend, &machine);
+            let mut diffs = vec![];
+            for (i, a) in per_session.iter().enumerate() {
+                for b in &per_session[i + 1..] {
+                    for (shape, x) in a {
+                        if let Some(y) = b.get(shape) {
+                            diffs.push(200.0 * (x - y).abs() / (x + y));
+                        }
+                    }
+                }
+            }
+            if let Some(spread) = crate::stats::median_of(&diffs) {
+                spreads.insert((backend, phase, machine), spread);
+            }
         }
     }
-    by.into_iter()
-        .filter_map(|(group, shapes)| {
-            let diffs: Vec<f64> = shapes
-                .values()
-                .flat_map(|per_session| {
-                    per_session.iter().enumerate().flat_map(move |(i, a)| {
-                        per_session[i + 1..]
-                            .iter()
-                            .map(move |b| 200.0 * (a - b).abs() / (a + b))
-                    })
-                })
-                .collect();
-            crate::stats::median_of(&diffs).map(|spread| (group, spread))
-        })
-        .collect()
+    spreads
 }
 
 /// Per session: its latency factor relative to `reference` and the number of
