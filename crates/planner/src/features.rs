@@ -454,26 +454,27 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
         Term::RmsNormLaunches => launches(shape, |k| matches!(k, OpKind::RmsNorm { .. })),
         Term::SiluMulLaunches => launches(shape, |k| matches!(k, OpKind::SiluMul { .. })),
         Term::RopeMelem => {
-            let rotated: u64 = graph(shape, Phase::Prefill)
-                .iter()
-                .filter_map(|o| match o.kind {
-                    OpKind::Rope { rows, width } => Some(o.count * rows * width),
-                    _ => None,
-                })
-                .sum();
-            rotated as f64 / 1e6
+            prefill_sum(shape, |k| match *k {
+                OpKind::Rope { rows, width } => rows * width,
+                _ => 0,
+            }) as f64
+                / 1e6
         }
     }
+}
+
+/// Σ over the prefill graph of each operator's runs × `per_run` of its kind.
+fn prefill_sum(shape: &Shape, per_run: impl Fn(&OpKind) -> u64) -> u64 {
+    graph(shape, Phase::Prefill)
+        .iter()
+        .map(|o| o.count * per_run(&o.kind))
+        .sum()
 }
 
 /// Launches per forward of the operators `is_class` picks (the same in
 /// prefill and in a decode step: the graphs differ in sizes, not in operators).
 fn launches(shape: &Shape, is_class: impl Fn(&OpKind) -> bool) -> f64 {
-    graph(shape, Phase::Prefill)
-        .iter()
-        .filter(|o| is_class(&o.kind))
-        .map(|o| o.count)
-        .sum::<u64>() as f64
+    prefill_sum(shape, |k| u64::from(is_class(k))) as f64
 }
 
 /// Multiply-adds below which burn-flex runs a matrix product on one thread
