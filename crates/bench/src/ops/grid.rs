@@ -3,10 +3,11 @@
 //!
 //! Widths 32…1536, decode batches 1…8 (one row per sequence), prefill
 //! batches × rows from 1 × 32 to 8 × 512 tokens, head sizes 32…128, contexts
-//! 32…1024, both vocabularies of the sweeps. The product of every dimension
+//! 32…1024, vocabularies 256…131072. The product of every dimension
 //! would take hours; the grid instead follows the operators' own structure
-//! (a linear layer's k × n is d × 3d, d × d, d × ff or ff × d), and the
-//! cost laws read between its points. Probes above a FLOP cap are left out:
+//! (a linear layer's k × n is d × 3d, d × d, d × ff or ff × d; in the full
+//! grid also a grouped-query block's d × 1.5d and d × 1.25d and a gated MLP's
+//! d × 8d/3 and back), and the cost laws read between its points. Probes above a FLOP cap are left out:
 //! they are compute bound, where the laws extrapolate along their power law.
 //! Decode-style products and decode attention are measured cold as well
 //! (weights or cache rotated through copies of 256 MiB in all), and the
@@ -35,6 +36,10 @@ struct Axes {
     /// Tokens of the LM head, LayerNorm and embeddings.
     tokens: &'static [u64],
     vocabs: &'static [u64],
+    /// Also the products of Llama-style blocks: grouped-query QKV with 4 and
+    /// 8 query heads per key head (d × 1.5d, d × 1.25d) and the gated MLP
+    /// (d × 8d/3 and back).
+    llama_products: bool,
     batches: &'static [u64],
     heads: &'static [u64],
     seqs: &'static [u64],
@@ -55,14 +60,20 @@ const FULL: Axes = Axes {
         (4, 1),
         (8, 1),
         (1, 32),
+        (1, 64),
         (1, 128),
+        (1, 256),
         (1, 512),
         (4, 128),
         (8, 128),
         (4, 512),
     ],
-    tokens: &[1, 2, 4, 8, 32, 128, 512, 2048],
-    vocabs: &[256, 50_257],
+    tokens: &[1, 2, 4, 8, 32, 64, 128, 256, 512, 2048],
+    // Geometric steps of 4 from 256, GPT-2's 50257 and Llama 3's size class:
+    // an LM head's time bends with the vocabulary (the logits outgrow the
+    // caches), which two points cannot show.
+    vocabs: &[256, 1024, 4096, 16_384, 50_257, 131_072],
+    llama_products: true,
     batches: &[1, 4],
     heads: &[1, 4, 16],
     seqs: &[32, 128, 512],
@@ -110,6 +121,7 @@ const ONBOARDING: Axes = Axes {
     ],
     tokens: &[1, 2, 8, 32, 128, 512, 2048],
     vocabs: &[256, 50_257],
+    llama_products: false,
     batches: &[1, 4],
     heads: &[1, 4, 16],
     seqs: &[32, 128, 512],
@@ -126,6 +138,7 @@ const QUICK: Axes = Axes {
     token_layouts: &[(1, 1), (2, 16)],
     tokens: &[1, 16],
     vocabs: &[256],
+    llama_products: false,
     batches: &[1],
     heads: &[1, 2],
     seqs: &[16],
@@ -147,7 +160,12 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
     let mut ops: Vec<OpKind> = vec![];
     for &d in a.widths {
         for &(batch, rows) in a.token_layouts {
-            for (k, n) in [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)] {
+            let mut products = vec![(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)];
+            if a.llama_products {
+                let ff = 8 * d / 3;
+                products.extend([(d, 3 * d / 2), (d, 5 * d / 4), (d, ff), (ff, d)]);
+            }
+            for (k, n) in products {
                 ops.push(OpKind::Linear {
                     batch,
                     rows,
@@ -318,11 +336,55 @@ mod tests {
         // interpolate; the FLOP cap leaves the largest compute-bound ones to
         // extrapolation, checked apart).
         for grid in [Grid::Full, Grid::Onboarding] {
-            spans_the_sweeps(grid);
+            spans_the_sweeps(grid, &["default.toml", "decode.toml"], &Phase::ALL);
         }
     }
 
-    fn spans_the_sweeps(grid: Grid) {
+    #[test]
+    fn the_full_grid_spans_the_operators_of_the_llama_sweeps() {
+        // Each in the phase it is measured in (a decode sweep's contexts
+        // are no prompts).
+        spans_the_sweeps(Grid::Full, &["llama.toml", "llama-more.toml"], &[Phase::Prefill]);
+        spans_the_sweeps(
+            Grid::Full,
+            &["llama-decode.toml", "llama-more-decode.toml"],
+            &[Phase::Decode],
+        );
+    }
+
+    #[test]
+    fn the_full_grid_measures_llama_style_products_and_vocabularies_between_the_sweeps() {
+        let ops: Vec<OpKind> = probes(Grid::Full)
+            .into_iter()
+            .filter_map(|p| match p {
+                Probe::Operator(op) => Some(op),
+                _ => None,
+            })
+            .collect();
+        let has_linear = |k: u64, n: u64| {
+            ops.iter()
+                .any(|op| matches!(op, OpKind::Linear { k: kk, n: nn, .. } if (*kk, *nn) == (k, n)))
+        };
+        // d = 768: grouped QKV (4 and 8 query heads per key head), gated MLP both ways.
+        for (k, n) in [(768, 1152), (768, 960), (768, 2048), (2048, 768)] {
+            assert!(has_linear(k, n), "{k} × {n}");
+        }
+        let vocabs: HashSet<u64> = ops
+            .iter()
+            .filter_map(|op| match op {
+                OpKind::LmHead { vocab, .. } => Some(*vocab),
+                _ => None,
+            })
+            .collect();
+        assert!(vocabs.len() >= 5 && vocabs.contains(&131_072), "{vocabs:?}");
+        assert!(
+            !probes(Grid::Onboarding)
+                .iter()
+                .any(|p| matches!(p, Probe::Operator(OpKind::Linear { k: 768, n: 1152, .. })))
+        );
+    }
+
+    fn spans_the_sweeps(grid: Grid, files: &[&str], phases: &[Phase]) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sweeps");
         let probes = probes(grid);
         let ranges = |class: OpClass| -> Vec<(u64, u64)> {
@@ -340,11 +402,11 @@ mod tests {
                 })
                 .collect()
         };
-        for file in ["default.toml", "decode.toml"] {
+        for file in files {
             let text = std::fs::read_to_string(root.join(file)).unwrap();
             let sweep = crate::sweep::Sweep::parse(&text).unwrap();
             for entry in &sweep.entries {
-                for phase in Phase::ALL {
+                for &phase in phases {
                     for o in graph(&entry.shape, phase) {
                         let r = ranges(o.kind.class());
                         for (i, (&s, (lo, hi))) in o.kind.sizes().iter().zip(&r).enumerate() {
