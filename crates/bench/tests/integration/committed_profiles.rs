@@ -72,7 +72,7 @@ fn zen4_llama_is_the_readme_fit_of_the_committed_measurements() {
         name: "zen4-llama (2-core AMD EPYC Zen 4 VM, CPU backends, GPT-2 and Llama-style shapes, 2026-12-01)"
             .into(),
         machine: Some("AMD EPYC (AuthenticAMD 25/17/1".into()),
-        ops: vec![r.join("data/llama/ops.jsonl")],
+        ops: vec![r.join("data/llama/ops-2.jsonl")],
         keep_disturbed: false,
     };
     assert!(
