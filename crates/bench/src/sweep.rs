@@ -284,7 +284,12 @@ mod tests {
     fn committed_sweeps() -> Vec<(String, Sweep)> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut sweeps = vec![];
-        for dir in ["data/sweeps", "data/probes/position", "data/probes/architecture"] {
+        for dir in [
+            "data/sweeps",
+            "data/probes/position",
+            "data/probes/architecture",
+            "data/probes/context",
+        ] {
             for entry in std::fs::read_dir(root.join(dir)).unwrap() {
                 let path = entry.unwrap().path();
                 if path.extension().is_some_and(|e| e == "toml") {
