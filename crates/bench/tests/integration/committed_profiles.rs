@@ -57,6 +57,8 @@ fn zen4_llama_is_the_readme_fit_of_the_committed_measurements() {
         "data/llama/llama-decode.jsonl",
         "data/llama/llama-more-prefill.jsonl",
         "data/llama/llama-more-decode.jsonl",
+        "data/llama/llama-large-prefill.jsonl",
+        "data/llama/llama-large-decode.jsonl",
         "data/llama/ablation-prefill.jsonl",
         "data/llama/ablation-decode.jsonl",
         "data/llama/evaluate-prefill.jsonl",
