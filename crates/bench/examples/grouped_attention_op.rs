@@ -35,7 +35,7 @@ fn main() {
         softcap: None,
         is_causal: false,
     };
-    let splits: Vec<usize> = (1..=heads).filter(|kv| heads % kv == 0).collect();
+    let splits: Vec<usize> = (1..=heads).filter(|&kv| heads.is_multiple_of(kv)).collect();
     let cases: Vec<(usize, usize, [Tensor<4>; 3])> = contexts
         .iter()
         .flat_map(|&c| splits.iter().map(move |&kv| (c, kv)))
@@ -62,7 +62,10 @@ fn main() {
     println!(
         "backend {backend}: h={heads} d_head={dh}, {gap_us} µs of serial work before each call (not counted), median over {ROUNDS} rounds of {RUNS} calls"
     );
-    println!("{:>8} {:>4} {:>4} {:>10} {:>22}", "context", "kv", "g", "µs", "µs per head·1k ctx");
+    println!(
+        "{:>8} {:>4} {:>4} {:>10} {:>22}",
+        "context", "kv", "g", "µs", "µs per head·1k ctx"
+    );
     for ((c, kv, _), m) in cases.iter().zip(&mut medians) {
         m.sort_by(f64::total_cmp);
         let us = m[m.len() / 2];
