@@ -3,9 +3,10 @@
 //! Times `attention(q [1, kv, g, dh], k [1, kv, c, dh], v)` for every split
 //! of h query heads into kv groups, at a few contexts, rounds interleaved.
 //!
-//! `cargo run -p bench --release --example grouped_attention_op -- flex 8 32 256,1024,2048`
-//! (backend, heads, head size, contexts[, µs of serial work before each call]). Prints the median µs per call over
-//! the rounds' medians, and µs per query head and 1k context positions.
+//! `cargo run -p bench --release --example grouped_attention_op -- flex 8 32 256,1024,2048 100`
+//! (backend, heads, head size, contexts, optionally µs of serial work before
+//! each call). Prints the median µs per call over the rounds' medians, and µs
+//! per query head and 1k context positions (data/probes/wake/).
 
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -20,7 +21,7 @@ fn main() {
     let heads: usize = a.get(1).map_or(8, |x| x.parse().unwrap());
     let dh: usize = a.get(2).map_or(32, |x| x.parse().unwrap());
     // Serial work before each call (µs), as a decode step does between its
-    // attentions: long enough for idle worker threads to go to sleep.
+    // attentions: a parallel call after it must first wake an idle worker.
     let gap_us: u64 = a.get(4).map_or(0, |x| x.parse().unwrap());
     let contexts: Vec<usize> = a
         .get(3)
