@@ -132,35 +132,11 @@ pub enum Term {
     /// per block, apart from the other elementwise work because a rotation
     /// costs many times an add per value in Burn (ms per M).
     RopeMelem,
-    /// Prefill: million logits (T·V) counted only when the logits buffer,
-    /// T·V·4 bytes, exceeds 16 MB, else 0. Past some size the allocator
-    /// (glibc's malloc) no longer recycles a freed buffer: it hands the pages
-    /// back to the system, and the next forward maps them afresh and pays a
-    /// page fault per 4 KiB on first write. Measured (`data/probes/logits-cliff/`):
-    /// L=2 d=768 V=32000 prefills 27–29% slower past the cliff on flex, 14–23%
-    /// on ndarray, and not at all with the allocator told to keep its memory.
-    /// Where the cliff lies is the allocator's and the backend's (how many
-    /// logit-sized buffers it makes): the variants differ only in that, and
-    /// fitting keeps the one the held-out error prefers, if any (ms per M).
-    #[serde(rename = "logits_melem_over_16mb")]
-    LogitsMelemOver16Mb,
-    /// As [`Term::LogitsMelemOver16Mb`], cliff at 20 MB.
-    #[serde(rename = "logits_melem_over_20mb")]
-    LogitsMelemOver20Mb,
-    /// As [`Term::LogitsMelemOver16Mb`], cliff at 24 MB.
-    #[serde(rename = "logits_melem_over_24mb")]
-    LogitsMelemOver24Mb,
-    /// As [`Term::LogitsMelemOver16Mb`], cliff at 28 MB.
-    #[serde(rename = "logits_melem_over_28mb")]
-    LogitsMelemOver28Mb,
-    /// As [`Term::LogitsMelemOver16Mb`], cliff at 32 MB.
-    #[serde(rename = "logits_melem_over_32mb")]
-    LogitsMelemOver32Mb,
 }
 
 impl Term {
     /// Every term, in a stable order.
-    pub const ALL: [Term; 39] = [
+    pub const ALL: [Term; 34] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -195,11 +171,6 @@ impl Term {
         Term::SiluMulLaunches,
         Term::DecodeAttentionGflop,
         Term::RopeMelem,
-        Term::LogitsMelemOver16Mb,
-        Term::LogitsMelemOver20Mb,
-        Term::LogitsMelemOver24Mb,
-        Term::LogitsMelemOver28Mb,
-        Term::LogitsMelemOver32Mb,
     ];
 
     /// The candidate terms of a decode model (a shape's `seq` is the context).
@@ -232,7 +203,7 @@ impl Term {
     ];
 
     /// The candidate terms of a prefill model.
-    pub const PREFILL: [Term; 20] = [
+    pub const PREFILL: [Term; 15] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -248,18 +219,12 @@ impl Term {
         Term::RmsNormLaunches,
         Term::SiluMulLaunches,
         Term::RopeMelem,
-        Term::LogitsMelemOver16Mb,
-        Term::LogitsMelemOver20Mb,
-        Term::LogitsMelemOver24Mb,
-        Term::LogitsMelemOver28Mb,
-        Term::LogitsMelemOver32Mb,
     ];
 
     /// The prefill terms onboarding's experimental design pins down: the
     /// first 11 of [`Term::PREFILL`], all but the architecture's launch and
     /// rotation terms, which are 0 on GPT-2-style shapes and are learnt from
-    /// the Llama sweeps, their ablations included, and the logits cliffs,
-    /// learnt from sweeps that straddle one.
+    /// the Llama sweeps, their ablations included.
     pub const DESIGN: &'static [Term] = Term::PREFILL.split_at(11).0;
 
     /// Whether this term jumps (from 0 to its full value) where the decode
@@ -315,11 +280,6 @@ impl Term {
             Term::SiluMulLaunches => "silu_mul_launches",
             Term::DecodeAttentionGflop => "decode_attention_gflop",
             Term::RopeMelem => "rope_melem",
-            Term::LogitsMelemOver16Mb => "logits_melem_over_16mb",
-            Term::LogitsMelemOver20Mb => "logits_melem_over_20mb",
-            Term::LogitsMelemOver24Mb => "logits_melem_over_24mb",
-            Term::LogitsMelemOver28Mb => "logits_melem_over_28mb",
-            Term::LogitsMelemOver32Mb => "logits_melem_over_32mb",
         }
     }
 
@@ -352,15 +312,9 @@ impl Term {
             | Term::DecodeGemvStreamedMbOver64
             | Term::DecodeGemvStreamedMbOver96
             | Term::DecodeGemvStreamedMbOver128 => "ms/MB",
-            Term::ElementwiseMelem
-            | Term::LogitsMelem
-            | Term::DecodeLogitsMelem
-            | Term::RopeMelem
-            | Term::LogitsMelemOver16Mb
-            | Term::LogitsMelemOver20Mb
-            | Term::LogitsMelemOver24Mb
-            | Term::LogitsMelemOver28Mb
-            | Term::LogitsMelemOver32Mb => "ms/Melem",
+            Term::ElementwiseMelem | Term::LogitsMelem | Term::DecodeLogitsMelem | Term::RopeMelem => {
+                "ms/Melem"
+            }
             Term::HeadLayers => "ms/(head·layer)",
             Term::RopeLaunches | Term::RmsNormLaunches | Term::SiluMulLaunches => "ms/launch",
         }
@@ -384,12 +338,7 @@ impl Term {
             | Term::LogitsMelem
             | Term::DecodeLmHeadGflop
             | Term::DecodeLogitsMelem
-            | Term::DecodeBatchedLmHeadGflop
-            | Term::LogitsMelemOver16Mb
-            | Term::LogitsMelemOver20Mb
-            | Term::LogitsMelemOver24Mb
-            | Term::LogitsMelemOver28Mb
-            | Term::LogitsMelemOver32Mb => Component::LmHead,
+            | Term::DecodeBatchedLmHeadGflop => Component::LmHead,
             Term::WeightMb
             | Term::ElementwiseMelem
             | Term::DecodeWeightMb
@@ -501,11 +450,6 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
         Term::DecodeGemvStreamedMbOver96 => gemv_streamed_mb(shape, 96.0),
         Term::DecodeGemvStreamedMbOver128 => gemv_streamed_mb(shape, 128.0),
         Term::DecodeAttentionGflop => a.decode.flops.attention_scores as f64 / 1e9,
-        Term::LogitsMelemOver16Mb => fresh_logits_melem(shape, 16.0),
-        Term::LogitsMelemOver20Mb => fresh_logits_melem(shape, 20.0),
-        Term::LogitsMelemOver24Mb => fresh_logits_melem(shape, 24.0),
-        Term::LogitsMelemOver28Mb => fresh_logits_melem(shape, 28.0),
-        Term::LogitsMelemOver32Mb => fresh_logits_melem(shape, 32.0),
         Term::RopeLaunches => launches(shape, |k| matches!(k, OpKind::Rope { .. })),
         Term::RmsNormLaunches => launches(shape, |k| matches!(k, OpKind::RmsNorm { .. })),
         Term::SiluMulLaunches => launches(shape, |k| matches!(k, OpKind::SiluMul { .. })),
@@ -561,18 +505,6 @@ fn streamed_mb(shape: &Shape, cache_mb: f64) -> f64 {
     let d = shape.accounting().decode;
     let mb = (d.weight_bytes + d.kv_bytes) as f64 / 1e6;
     if mb > cache_mb { mb } else { 0.0 }
-}
-
-/// Million logits of a prefill, or 0 while their buffer stays within
-/// `recycled_mb` (see [`Term::LogitsMelemOver16Mb`]).
-fn fresh_logits_melem(shape: &Shape, recycled_mb: f64) -> f64 {
-    let logits = shape.tokens() * shape.vocab();
-    let mb = (logits * crate::accounting::BYTES_PER_ELEMENT) as f64 / 1e6;
-    if mb > recycled_mb {
-        logits as f64 / 1e6
-    } else {
-        0.0
-    }
 }
 
 /// As [`streamed_mb`] for one sequence (b = 1), else 0
@@ -655,30 +587,6 @@ mod tests {
     }
 
     #[test]
-    fn the_fresh_logits_terms_count_every_logit_past_their_buffer_size() {
-        let at = |seq, batch| {
-            ShapeSpec {
-                seq: Some(seq),
-                batch: Some(batch),
-                vocab: Some(32000),
-                ..ShapeSpec::new(2, 768)
-            }
-            .validate()
-            .unwrap()
-        };
-        // 128 × 32000 logits: 16.4 MB; 256 × 32000: 32.8 MB, as two sequences of 128.
-        let (small, large, batched) = (at(128, 1), at(256, 1), at(128, 2));
-        assert_eq!(term_value(Term::LogitsMelemOver16Mb, &small), 4.096);
-        assert_eq!(term_value(Term::LogitsMelemOver20Mb, &small), 0.0);
-        for s in [&large, &batched] {
-            assert_eq!(term_value(Term::LogitsMelemOver32Mb, s), 8.192);
-            assert_eq!(
-                term_value(Term::LogitsMelemOver32Mb, s),
-                term_value(Term::LogitsMelem, s)
-            );
-        }
-    }
-    #[test]
     fn the_gemv_streamed_term_counts_one_sequence_past_its_cache_size_only() {
         let at = |layers, batch| {
             ShapeSpec {
@@ -736,20 +644,9 @@ mod tests {
             Term::SiluMulLaunches,
             Term::RopeMelem,
         ];
-        let cliffs = [
-            Term::LogitsMelemOver16Mb,
-            Term::LogitsMelemOver20Mb,
-            Term::LogitsMelemOver24Mb,
-            Term::LogitsMelemOver28Mb,
-            Term::LogitsMelemOver32Mb,
-        ];
-        assert_eq!(
-            Term::DESIGN.len() + architecture.len() + cliffs.len(),
-            Term::PREFILL.len()
-        );
+        assert_eq!(Term::DESIGN.len() + architecture.len(), Term::PREFILL.len());
         for t in Term::PREFILL {
-            let learnt_elsewhere = architecture.contains(&t) || cliffs.contains(&t);
-            assert_eq!(Term::DESIGN.contains(&t), !learnt_elsewhere, "{t:?}");
+            assert_eq!(Term::DESIGN.contains(&t), !architecture.contains(&t), "{t:?}");
         }
     }
 
