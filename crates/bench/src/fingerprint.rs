@@ -34,7 +34,8 @@ pub struct Fingerprint {
     /// GPU adapter and driver, for GPU backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<String>,
-    /// Environment variables that change threading, as set.
+    /// Environment variables that change threading or memory allocation
+    /// ([`THREAD_VARS`], [`ALLOCATOR_VARS`]), as set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// What decides a CPU's speed beyond its model string (`AMD EPYC` names
@@ -117,7 +118,25 @@ fn gpu_description(_backend: &str) -> Option<String> {
 }
 
 /// Variables that change how many threads a backend uses.
-const THREAD_VARS: [&str; 3] = ["RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"];
+pub const THREAD_VARS: [&str; 3] = ["RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"];
+
+/// Variables that change how memory is allocated: glibc malloc's tuning
+/// variables and tunables, and a preloaded allocator. They move latency:
+/// a prefill whose logits outgrow what malloc recycles page-faults through
+/// them on every forward unless these say otherwise (14–29% here,
+/// `data/probes/logits-cliff/`).
+pub const ALLOCATOR_VARS: [&str; 10] = [
+    "GLIBC_TUNABLES",
+    "LD_PRELOAD",
+    "MALLOC_ARENA_MAX",
+    "MALLOC_ARENA_TEST",
+    "MALLOC_CHECK_",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_PERTURB_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_TRIM_THRESHOLD_",
+];
 
 impl Fingerprint {
     /// The fingerprint of this process for `backend`.
@@ -134,6 +153,7 @@ impl Fingerprint {
         let logical_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let env: BTreeMap<String, String> = THREAD_VARS
             .iter()
+            .chain(&ALLOCATOR_VARS)
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
         let threads = env
@@ -157,6 +177,16 @@ impl Fingerprint {
             env,
             cpu_details: CpuDetails::current(),
         }
+    }
+
+    /// The allocator variables that are set, as `NAME=value` joined by
+    /// spaces; empty when the allocator runs as shipped.
+    pub fn allocator_settings(&self) -> String {
+        ALLOCATOR_VARS
+            .iter()
+            .filter_map(|&k| self.env.get(k).map(|v| format!("{k}={v}")))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// A short stable hash of every field (FNV-1a over the canonical JSON).
@@ -233,6 +263,28 @@ mod tests {
         );
         assert_ne!(a, b);
         assert!(CpuDetails::parse("no cpu here", vec![]).is_none());
+    }
+
+    #[test]
+    fn allocator_settings_are_recorded_and_change_the_id() {
+        let mut f = Fingerprint::current("flex");
+        for k in ALLOCATOR_VARS {
+            f.env.remove(k);
+        }
+        assert_eq!(f.allocator_settings(), "");
+        let mut tuned = f.clone();
+        tuned
+            .env
+            .insert("MALLOC_TRIM_THRESHOLD_".into(), "4294967296".into());
+        tuned
+            .env
+            .insert("MALLOC_MMAP_THRESHOLD_".into(), "1073741824".into());
+        tuned.env.insert("RAYON_NUM_THREADS".into(), "2".into());
+        assert_eq!(
+            tuned.allocator_settings(),
+            "MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=4294967296"
+        );
+        assert_ne!(f.id(), tuned.id());
     }
 
     #[test]

@@ -67,9 +67,10 @@ pub struct Fitted {
 /// The machine a measurement describes, as pooling keys it: CPU (with its
 /// vendor, family/model/stepping and SIMD level where the line records them),
 /// threads, build features and Burn version (the commit may differ between
-/// passes). Lines written before the CPU details were recorded keep the
-/// shorter key, so they never pool with lines that have them: `AMD EPYC`
-/// alone cannot tell a Zen 1 guest from a Zen 4 one.
+/// passes), and the allocator's settings where any is set (they move
+/// latency as much as a CPU does). Lines written before the CPU details were
+/// recorded keep the shorter key, so they never pool with lines that have
+/// them: `AMD EPYC` alone cannot tell a Zen 1 guest from a Zen 4 one.
 pub fn machine_key(m: &Measurement) -> String {
     machine_key_of(&m.fingerprint)
 }
@@ -80,7 +81,11 @@ pub fn machine_key_of(f: &crate::fingerprint::Fingerprint) -> String {
         Some(d) => format!("{} ({} {} {})", f.cpu, d.vendor, d.family_model_stepping, d.simd),
         None => f.cpu.clone(),
     };
-    format!("{cpu}|{}|{}|{}", f.threads, f.build_features.join(","), f.burn)
+    let key = format!("{cpu}|{}|{}|{}", f.threads, f.build_features.join(","), f.burn);
+    match f.allocator_settings() {
+        settings if settings.is_empty() => key,
+        settings => format!("{key}|{settings}"),
+    }
 }
 
 /// The observation a measurement line gives the fit: `None` for a failed
@@ -301,6 +306,7 @@ mod tests {
     fn machines_with_one_model_name_but_other_cpus_are_kept_apart() {
         let mut zen4 = crate::fingerprint::Fingerprint::current("flex");
         zen4.cpu = "AMD EPYC".into();
+        zen4.env.clear();
         let details = |fms: &str, simd: &str| crate::fingerprint::CpuDetails {
             vendor: "AuthenticAMD".into(),
             family_model_stepping: fms.into(),
@@ -325,5 +331,14 @@ mod tests {
         again.commit = "other".into();
         again.cpu_details.as_mut().unwrap().caches = vec!["L3 32768K".into()];
         assert_eq!(machine_key_of(&again), keys[0]);
+        // A tuned allocator does split it.
+        let mut tuned = zen4.clone();
+        tuned
+            .env
+            .insert("MALLOC_MMAP_THRESHOLD_".into(), "1073741824".into());
+        assert_eq!(
+            machine_key_of(&tuned),
+            format!("{}|MALLOC_MMAP_THRESHOLD_=1073741824", keys[0])
+        );
     }
 }
