@@ -67,9 +67,8 @@ fn main() {
         "{:>8} {:>4} {:>4} {:>10} {:>22}",
         "context", "kv", "g", "µs", "µs per head·1k ctx"
     );
-    for ((c, kv, _), m) in cases.iter().zip(&mut medians) {
-        m.sort_by(f64::total_cmp);
-        let us = m[m.len() / 2];
+    for ((c, kv, _), m) in cases.iter().zip(&medians) {
+        let us = fit::stats::median(m);
         let per = us / heads as f64 / (*c as f64 / 1000.0);
         println!("{c:>8} {kv:>4} {:>4} {us:>10.1} {per:>22.2}", heads / kv);
     }
