@@ -10,7 +10,8 @@
 //! {"schema_version":1, "key":"<fingerprint id>|prefill|exact|L/d/h/d_ff/n/b/V/P",
 //!  "run_id":"…", "step":2, "cold_ms":412.5, "warmup_runs":3,
 //!  "samples_ms":[…], "spent_ms":5210.0,
-//!  "load":{"other_busy":3,"steal":0,"all":1042,"cores":2}}
+//!  "load":{"other_busy":3,"steal":0,"all":1042,"cores":2,
+//!          "own_cpu_ns":20851234,"own_wall_ns":10480112}}
 //! ```
 //!
 //! `key` is the measurement's resume key (same fingerprint, phase, GELU and
@@ -209,7 +210,13 @@ mod tests {
         let text = serde_json::to_string(&line("k", 1, &[1.5])).unwrap();
         assert_eq!(
             text,
-            r#"{"schema_version":1,"key":"k","run_id":"run","step":1,"cold_ms":100.0,"warmup_runs":3,"samples_ms":[1.5],"spent_ms":250.0,"load":{"other_busy":0,"steal":0,"all":0,"cores":0}}"#
+            r#"{"schema_version":1,"key":"k","run_id":"run","step":1,"cold_ms":100.0,"warmup_runs":3,"samples_ms":[1.5],"spent_ms":250.0,"load":{"other_busy":0,"steal":0,"all":0,"cores":0,"own_cpu_ns":0,"own_wall_ns":0}}"#
+        );
+        // A line written before the own-CPU counters reads with them at 0.
+        let old = r#"{"schema_version":1,"key":"k","run_id":"run","step":1,"cold_ms":100.0,"warmup_runs":3,"samples_ms":[1.5],"spent_ms":250.0,"load":{"other_busy":0,"steal":0,"all":0,"cores":0}}"#;
+        assert_eq!(
+            serde_json::from_str::<JournalLine>(old).unwrap(),
+            line("k", 1, &[1.5])
         );
     }
 }

@@ -15,7 +15,7 @@
 //!  "p10_ms":…, "p90_ms":…, "mad_ms":…, "cold_ms":…, "samples":41, "warmup_runs":3,
 //!  "samples_ms":[…], "round_medians_ms":[…], "between_round_spread_pct":…,
 //!  "converged":true, "outliers":{"low_severe":0,"low_mild":0,"high_mild":2,"high_severe":0},
-//!  "gflops":…, "load":{"other_cores":0.02,"steal_pct":0.0}, "warnings":[…],
+//!  "gflops":…, "load":{"other_cores":0.02,"steal_pct":0.0,"own_cores":1.0}, "warnings":[…],
 //!  "fingerprint":{…}, "fingerprint_id":"…"}
 //! ```
 //!

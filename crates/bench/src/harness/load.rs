@@ -2,7 +2,9 @@
 //!
 //! The CPU time of every other process (utime+stime from `/proc/<pid>/stat`)
 //! divided by wall time gives the number of cores others kept busy; the steal
-//! column of `/proc/stat` gives time the hypervisor took away.
+//! column of `/proc/stat` gives time the hypervisor took away. The CPU time
+//! of this process's own threads (its CPU clock, in ns) divided by wall time gives the cores the measured kernel kept busy: about
+//! one for a kernel that runs on one thread, more for one split across threads.
 //! Where `/proc` is missing (not Linux) the readings are `None`.
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,11 @@ pub struct LoadReading {
     pub other_cores: Option<f64>,
     /// Percentage of CPU time stolen by the hypervisor.
     pub steal_pct: Option<f64>,
+    /// Cores this process kept busy on average (CPU time of all its threads /
+    /// wall time): which kernels a backend splits across threads. Absent in
+    /// measurements taken before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_cores: Option<f64>,
 }
 
 /// Above this many busy cores of others, a measurement is flagged.
@@ -120,23 +127,50 @@ pub struct LoadTotals {
     pub all: u64,
     /// Cores.
     pub cores: u64,
+    /// CPU time of this process's threads, ns.
+    #[serde(default)]
+    pub own_cpu_ns: u64,
+    /// Wall time of the intervals `own_cpu_ns` was counted over, ns.
+    #[serde(default)]
+    pub own_wall_ns: u64,
 }
 
 /// Accumulates readings over several intervals (one per round).
 #[derive(Debug, Default)]
 pub struct LoadMeter {
     start: Option<Snapshot>,
+    own_start: Option<(u64, std::time::Instant)>,
     totals: LoadTotals,
+}
+
+/// CPU time of every thread of this process so far, ns (`None` off Linux).
+/// The process CPU clock counts the running threads' current slices too;
+/// `/proc/self/task/*/schedstat` lags by up to a scheduler tick and read 0
+/// over whole 20 ms rounds of a busy thread.
+#[cfg(target_os = "linux")]
+fn own_cpu_ns() -> Option<u64> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Some(u64::try_from(t.tv_sec).ok()? * 1_000_000_000 + u64::try_from(t.tv_nsec).ok()?)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn own_cpu_ns() -> Option<u64> {
+    None
 }
 
 impl LoadMeter {
     /// Starts an interval.
     pub fn begin(&mut self) {
         self.start = snapshot();
+        self.own_start = own_cpu_ns().map(|ns| (ns, std::time::Instant::now()));
     }
 
     /// Ends the interval started by [`LoadMeter::begin`].
     pub fn end(&mut self) {
+        if let (Some((before, since)), Some(after)) = (self.own_start.take(), own_cpu_ns()) {
+            self.totals.own_cpu_ns += after.saturating_sub(before);
+            self.totals.own_wall_ns += since.elapsed().as_nanos() as u64;
+        }
         if let (Some(a), Some(b)) = (self.start.take(), snapshot()) {
             // Processes born during the interval count from zero.
             let busy: u64 = b
@@ -159,20 +193,29 @@ impl LoadMeter {
 
     /// A meter that continues from earlier totals.
     pub fn resumed(totals: LoadTotals) -> Self {
-        Self { start: None, totals }
+        Self {
+            start: None,
+            own_start: None,
+            totals,
+        }
     }
 
     /// The averages so far.
     pub fn reading(&self) -> LoadReading {
         let t = &self.totals;
+        let own_cores = (t.own_wall_ns > 0).then(|| t.own_cpu_ns as f64 / t.own_wall_ns as f64);
         if t.all == 0 {
-            return LoadReading::default();
+            return LoadReading {
+                own_cores,
+                ..LoadReading::default()
+            };
         }
         // `all` counts jiffies of every core: wall jiffies = all / cores.
         let wall = t.all as f64 / t.cores as f64;
         LoadReading {
             other_cores: Some(t.other_busy as f64 / wall),
             steal_pct: Some(100.0 * t.steal as f64 / t.all as f64),
+            own_cores,
         }
     }
 }
@@ -197,6 +240,10 @@ mod tests {
         if let Some(other) = r.other_cores {
             // Our own spinning must not show up as someone else's load.
             assert!(other < 0.9, "other load {other}");
+        }
+        if let Some(own) = r.own_cores {
+            // One thread spun the whole interval (other tests' threads may add some).
+            assert!(own > 0.8, "own cores {own}");
         }
         // Now a spinning child process must show.
 

@@ -10,7 +10,8 @@
 //!        | {"stream":{"working_set_bytes":67108864}},
 //!  "status":"ok" | "failed", "error": "why" (failed only),
 //!  "median_ms":…, "ci95_ms":[lo,hi], "cold_ms":…, "samples":12, "samples_ms":[…],
-//!  "round_medians_ms":[…], "converged":true, "load":{…}   (ok only),
+//!  "round_medians_ms":[…], "converged":true,
+//!  "load":{"other_cores":0.0,"steal_pct":0.0,"own_cores":1.9}   (ok only),
 //!  "warnings":[…], "fingerprint":{…}, "fingerprint_id":"…"}
 //! ```
 //!
@@ -21,7 +22,10 @@
 //! them from wherever a set that size lives, as a decode step of a large model
 //! does; a `stream` probe reads a rotating set of plain buffers of
 //! `working_set_bytes` on every core, outside the backend: the machine's
-//! bandwidth at that working set is `working_set_bytes / median`. Readers skip lines that do not
+//! bandwidth at that working set is `working_set_bytes / median`. `load.own_cores`
+//! (where recorded) is the cores the process kept busy while the probe ran:
+//! which operators the backend splits across threads
+//! ([`planner::parallelism`]). Readers skip lines that do not
 //! parse and say so, as for whole-model measurements.
 
 use std::path::Path;
@@ -244,6 +248,22 @@ mod tests {
             v["probe"],
             serde_json::json!({"operator": {"kind": "gelu", "elements": 64}})
         );
+        // The cores busy while it ran travel in `load`; a line without them reads as None.
+        let mut busy = m.clone();
+        busy.timing.as_mut().unwrap().load = LoadReading {
+            other_cores: Some(0.0),
+            steal_pct: Some(0.0),
+            own_cores: Some(1.9),
+        };
+        let v = serde_json::to_value(&busy).unwrap();
+        assert_eq!(
+            v["load"],
+            serde_json::json!({"other_cores": 0.0, "steal_pct": 0.0, "own_cores": 1.9})
+        );
+        let mut old = v.clone();
+        old["load"] = serde_json::json!({"other_cores": 0.0, "steal_pct": 0.0});
+        let back: OperatorMeasurement = serde_json::from_value(old).unwrap();
+        assert_eq!(back.timing.unwrap().load.own_cores, None);
         let s = line(Probe::Stream {
             working_set_bytes: 1 << 20,
         });
