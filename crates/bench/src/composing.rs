@@ -9,6 +9,7 @@ use fit::operators::{self, AdditivityRow, AdditivitySummary, Anchor, Calibration
 use fit::stats::median;
 use planner::compose::Calibration;
 use planner::costlaw::{LawPoint, OperatorLaws, StreamPoint};
+use planner::parallelism::CoresReading;
 use planner::profile::Accuracy;
 use planner::{Phase, Shape};
 
@@ -106,7 +107,12 @@ pub fn read_laws_by_machine(paths: &[PathBuf]) -> anyhow::Result<(DataByMachine,
         let Some(t) = &m.timing else { continue };
         let entry = out.entry((backend, machine)).or_default();
         match m.probe {
-            Probe::Operator(op) => entry.hot.push(LawPoint { op, ms: t.median_ms }),
+            Probe::Operator(op) => {
+                entry.hot.push(LawPoint { op, ms: t.median_ms });
+                if let Some(cores) = t.load.own_cores {
+                    entry.cores.push(CoresReading { op, cores });
+                }
+            }
             Probe::Cold {
                 op,
                 working_set_bytes,

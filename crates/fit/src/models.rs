@@ -2,8 +2,9 @@
 
 use linregress::fit_low_level_regression_model;
 use planner::Shape;
-use planner::features::{Term, term_value};
+use planner::features::{Term, term_value_in};
 use planner::model::{Coefficient, LatencyModel, TermCoefficient, Variable};
+use planner::parallelism::Parallelism;
 
 use crate::lstsq::nnls;
 use crate::{FitError, Point};
@@ -12,7 +13,13 @@ use crate::{FitError, Point};
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelSpec {
     /// Non-negative combination of physical terms, fitted to relative error.
-    Physics(Vec<Term>),
+    Physics {
+        /// The terms.
+        terms: Vec<Term>,
+        /// Which operators the backend splits across threads, for the terms
+        /// that count them (`None`: they are 0).
+        parallelism: Option<Parallelism>,
+    },
     /// OLS of t on raw variables (TR121's linear model); intercept added.
     Linear(Vec<Variable>),
     /// OLS of ln t on ln variables (power laws, log-log); intercept added.
@@ -152,7 +159,7 @@ impl ModelSpec {
             return Err(FitError::TooFewPoints { need: 1, have: 0 });
         }
         match self {
-            ModelSpec::Physics(terms) => fit_physics(terms, points),
+            ModelSpec::Physics { terms, parallelism } => fit_physics(terms, parallelism.as_ref(), points),
             ModelSpec::Operators { phase, laws } => fit_operators(*phase, laws, points),
             ModelSpec::Linear(vars) | ModelSpec::LogLinear(vars) => {
                 let log = matches!(self, ModelSpec::LogLinear(_));
@@ -201,7 +208,11 @@ fn weight(p: &Point) -> f64 {
     1.0 / (p.median_ms * (p.rel_uncertainty.powi(2) + MODEL_ERROR_FLOOR.powi(2)).sqrt())
 }
 
-fn fit_physics(terms: &[Term], points: &[Point]) -> Result<Fitted, FitError> {
+fn fit_physics(
+    terms: &[Term],
+    parallelism: Option<&Parallelism>,
+    points: &[Point],
+) -> Result<Fitted, FitError> {
     let w: Vec<f64> = points.iter().map(weight).collect();
     let y: Vec<f64> = points.iter().zip(&w).map(|(p, w)| p.median_ms * w).collect();
     let columns: Vec<Vec<f64>> = terms
@@ -210,7 +221,7 @@ fn fit_physics(terms: &[Term], points: &[Point]) -> Result<Fitted, FitError> {
             points
                 .iter()
                 .zip(&w)
-                .map(|(p, w)| term_value(t, &p.shape) * w)
+                .map(|(p, w)| term_value_in(t, &p.shape, parallelism) * w)
                 .collect()
         })
         .collect();
@@ -234,6 +245,10 @@ fn fit_physics(terms: &[Term], points: &[Point]) -> Result<Fitted, FitError> {
                 std_error: se.as_ref().map(|s| s[i]).filter(|v| v.is_finite()),
             })
             .collect(),
+        // Kept only where a chosen term reads it.
+        parallelism: parallelism
+            .filter(|_| active.iter().any(|&k| terms[k].reads_parallelism()))
+            .cloned(),
     };
     let measured: Vec<f64> = points.iter().map(|p| p.median_ms).collect();
     let predicted: Vec<f64> = points.iter().map(|p| model.predict_ms(&p.shape)).collect();
@@ -324,15 +339,18 @@ mod tests {
             (Term::MatmulGflop, 6.0),
             (Term::LmHeadGflop, 8.0),
         ];
-        let pts = points(|s| truth.iter().map(|(t, c)| c * term_value(*t, s)).sum());
-        let spec = ModelSpec::Physics(vec![
-            Term::Constant,
-            Term::Layers,
-            Term::MatmulGflop,
-            Term::LmHeadGflop,
-            Term::AttentionGflop,
-        ]);
-        let LatencyModel::Physics { terms } = spec.fit(&pts).unwrap().model else {
+        let pts = points(|s| truth.iter().map(|(t, c)| c * term_value_in(*t, s, None)).sum());
+        let spec = ModelSpec::Physics {
+            terms: vec![
+                Term::Constant,
+                Term::Layers,
+                Term::MatmulGflop,
+                Term::LmHeadGflop,
+                Term::AttentionGflop,
+            ],
+            parallelism: None,
+        };
+        let LatencyModel::Physics { terms, .. } = spec.fit(&pts).unwrap().model else {
             panic!()
         };
         for (t, c) in truth {

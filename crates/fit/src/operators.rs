@@ -77,6 +77,8 @@ pub struct OperatorData {
     pub cold_working_set_bytes: Option<u64>,
     /// The machine's bandwidth curve.
     pub streams: Vec<StreamPoint>,
+    /// Cores busy while each hot operator ran, where recorded.
+    pub cores: Vec<planner::parallelism::CoresReading>,
 }
 
 /// Fits one law per class, causal flag and hot/cold present in the data.
@@ -133,6 +135,7 @@ pub fn fit_laws(data: &OperatorData) -> (OperatorLaws, Vec<LawFit>) {
         laws: fits.iter().map(|f| f.law.clone()).collect(),
         streams: data.streams.clone(),
         cold_working_set_bytes: data.cold_working_set_bytes,
+        parallelism: planner::parallelism::Parallelism::fit(&data.cores),
     };
     (laws, fits)
 }

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use planner::features::{Term, term_value};
+use planner::features::{Term, term_value_in};
 use planner::model::Variable;
+use planner::parallelism::Parallelism;
 use planner::profile::{Accuracy, AlternativeModel, BackendProfile, DeviceClass, Residuals, Validity};
 
 use crate::cv::{k_fold, leave_iso_families_out};
@@ -108,6 +109,7 @@ fn select_terms(
     points: &[Point],
     candidates: &[Term],
     starts: &[&[Term]],
+    parallelism: Option<&Parallelism>,
 ) -> (Vec<Term>, Vec<(Vec<Term>, f64)>) {
     let mut trail = vec![];
     let mut score = |terms: &[Term]| -> Option<f64> {
@@ -116,7 +118,11 @@ fn select_terms(
         if let Some((_, m)) = trail.iter().find(|(t, _)| *t == terms) {
             return Some(*m);
         }
-        let (_, acc) = held_out_accuracy(&ModelSpec::Physics(terms.clone()), points).ok()?;
+        let spec = ModelSpec::Physics {
+            terms: terms.clone(),
+            parallelism: parallelism.cloned(),
+        };
+        let (_, acc) = held_out_accuracy(&spec, points).ok()?;
         trail.push((terms, acc.mape_pct));
         Some(acc.mape_pct)
     };
@@ -180,12 +186,22 @@ fn select_terms(
 /// its held-out points. The k-fold figure of the chosen model scores the same
 /// splits the selection looked at, so it is optimistic by however much the
 /// selection fitted the noise; this one is not.
-fn nested_accuracy(points: &[Point], candidates: &[Term], starts: &[&[Term]]) -> Option<Accuracy> {
+fn nested_accuracy(
+    points: &[Point],
+    candidates: &[Term],
+    starts: &[&[Term]],
+    parallelism: Option<&Parallelism>,
+) -> Option<Accuracy> {
     let fold_of = crate::cv::folds(points.len(), FOLDS, 0);
     let select_and_fit = |fold: usize| {
         let train = crate::cv::training_set(points, &fold_of, fold);
-        let (terms, _) = select_terms(&train, candidates, starts);
-        ModelSpec::Physics(terms).fit(&train).ok()
+        let (terms, _) = select_terms(&train, candidates, starts, parallelism);
+        ModelSpec::Physics {
+            terms,
+            parallelism: parallelism.cloned(),
+        }
+        .fit(&train)
+        .ok()
     };
     // Each outer fold repeats a whole selection: run them side by side.
     let fitted: Vec<Option<Fitted>> = std::thread::scope(|scope| {
@@ -271,12 +287,18 @@ pub fn fit_backend(
         planner::Phase::Prefill => &Term::PREFILL,
         planner::Phase::Decode => &Term::DECODE,
     };
+    // What `bench ops` measured of the backend's threads, for the terms that count wakes.
+    let parallelism = laws.and_then(|l| l.parallelism.as_ref());
     // A term that is 0 on every point (RoPE's launches on GPT-2-style shapes)
     // cannot be fitted; left in, it would only tie with the moves without it.
     let candidates: Vec<Term> = phase_terms
         .iter()
         .copied()
-        .filter(|&t| points.iter().any(|p| term_value(t, &p.shape) != 0.0))
+        .filter(|&t| {
+            points
+                .iter()
+                .any(|p| term_value_in(t, &p.shape, parallelism) != 0.0)
+        })
         .collect();
     let candidates = candidates.as_slice();
     // Start from nothing, and from the terms physics says dominate: FLOPs in
@@ -285,11 +307,14 @@ pub fn fit_backend(
         planner::Phase::Prefill => &[Term::MatmulGflop, Term::LmHeadGflop],
         planner::Phase::Decode => &[Term::DecodeWeightMb, Term::KvCacheMb],
     };
-    let (terms, selection) = select_terms(points, candidates, &[&[], core]);
+    let (terms, selection) = select_terms(points, candidates, &[&[], core], parallelism);
     if terms.is_empty() {
         return Err(FitError::Degenerate("no physics term could be fitted".into()));
     }
-    let physics = ModelSpec::Physics(terms);
+    let physics = ModelSpec::Physics {
+        terms,
+        parallelism: parallelism.cloned(),
+    };
     let (physics_repetitions, physics_held_out) = held_out_accuracy(&physics, points)?;
     // The operator model, where this machine's laws were measured: it
     // replaces the term model when it is better held out.
@@ -320,7 +345,7 @@ pub fn fit_backend(
         .map(|i| median_prediction(&repetitions, i))
         .collect();
     let mut further_checks = vec![];
-    if let Some(a) = nested_accuracy(points, candidates, &[&[], core]) {
+    if let Some(a) = nested_accuracy(points, candidates, &[&[], core], parallelism) {
         further_checks.push(("physics".to_string(), a));
     }
     if let Some(a) = family_out_accuracy(&spec, points) {

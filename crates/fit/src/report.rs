@@ -177,7 +177,7 @@ fn terms_table(out: &mut String, model: &LatencyModel) {
         out,
         "| term | coefficient | std. error | unit |\n|---|---|---|---|"
     );
-    if let LatencyModel::Physics { terms } = model {
+    if let LatencyModel::Physics { terms, .. } = model {
         for t in terms {
             let _ = writeln!(
                 out,
@@ -526,7 +526,7 @@ fn render_decode(out: &mut String, files: &mut Vec<(String, String)>, d: &Decode
         accuracy_table(out, f);
         let _ = writeln!(out);
         terms_table(out, &p.model);
-        if let LatencyModel::Physics { terms } = &p.model {
+        if let LatencyModel::Physics { terms, .. } = &p.model {
             // Reading speeds: these coefficients are ms per MB. The batched and
             // streamed terms add to the weight term, so they are extra time, not speeds.
             for t in terms.iter().filter(|t| t.value > 0.0) {

@@ -181,6 +181,10 @@ pub struct OperatorLaws {
     /// Total bytes of the rotating copies the cold laws were measured with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold_working_set_bytes: Option<u64>,
+    /// Which operators ran on more than one thread, where the cores busy
+    /// while each ran were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<crate::parallelism::Parallelism>,
 }
 
 /// Why an operator cannot be priced.
@@ -226,6 +230,7 @@ impl OperatorLaws {
             laws,
             streams: vec![],
             cold_working_set_bytes: None,
+            parallelism: None,
         }
     }
 
@@ -404,6 +409,7 @@ mod tests {
             laws: vec![law(BASE, None, vec![])],
             streams: vec![],
             cold_working_set_bytes: None,
+            parallelism: None,
         };
         assert!(laws.hot_ms(&linear(1, 1, 8, 8)).is_ok());
         let e = laws.hot_ms(&OpKind::Gelu { elements: 10 }).unwrap_err();
@@ -429,6 +435,7 @@ mod tests {
             laws: vec![law(BASE, None, vec![])],
             streams,
             cold_working_set_bytes: None,
+            parallelism: None,
         };
         let op = linear(1, 1, 1024, 4096);
         let bytes = (op.weight_bytes() + op.bytes_read() + op.bytes_written()) as f64;
@@ -496,6 +503,7 @@ mod tests {
             laws: vec![attention(true, 1.0), attention(false, 0.1)],
             streams: vec![],
             cold_working_set_bytes: None,
+            parallelism: None,
         };
         assert_eq!(laws.hot_ms(&at(true)).unwrap(), 1.0);
         assert_eq!(laws.hot_ms(&at(false)).unwrap(), 0.1);

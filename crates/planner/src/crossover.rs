@@ -143,6 +143,7 @@ mod tests {
                     std_error: None,
                 },
             ],
+            parallelism: None,
         };
         fast_small.backend = "small".into();
         fast_small.model = physics(0.1, 20.0);

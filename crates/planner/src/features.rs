@@ -2,13 +2,16 @@
 //!
 //! Each term is a count computed from the shape's accounting; a fitted model
 //! multiplies each by a non-negative coefficient with a unit (ms per GFLOP,
-//! ms per layer, ...). Fitting and prediction both call [`term_value`], so they
-//! can never disagree on what a term means.
+//! ms per layer, ...). Fitting and prediction both call [`term_value_in`], so they
+//! can never disagree on what a term means. One term depends on a measured
+//! fact of the backend as well as on the shape: which operators it splits
+//! across threads ([`Parallelism`]); without that fact it is 0.
 
 use serde::{Deserialize, Serialize};
 
 use crate::Phase;
 use crate::operators::{OpKind, graph};
+use crate::parallelism::Parallelism;
 use crate::shape::Shape;
 
 /// A term of the physics-informed latency model.
@@ -132,11 +135,20 @@ pub enum Term {
     /// per block, apart from the other elementwise work because a rotation
     /// costs many times an add per value in Burn (ms per M).
     RopeMelem,
+    /// Decode: times per step the backend's worker threads are woken, an
+    /// operator split across threads following one run on one thread, in the
+    /// order the step runs them (embeddings, each block's operators, the final
+    /// norm and LM head). A batched decode step of GEMMs just below a
+    /// backend's parallel threshold alternates with attention above its own;
+    /// each switch pays for waking the pool. Which operators split is
+    /// measured ([`Parallelism`], from `bench ops`); 0 where it was not
+    /// (ms per wake).
+    DecodeParallelWakes,
 }
 
 impl Term {
     /// Every term, in a stable order.
-    pub const ALL: [Term; 34] = [
+    pub const ALL: [Term; 35] = [
         Term::Constant,
         Term::Layers,
         Term::MatmulGflop,
@@ -171,10 +183,11 @@ impl Term {
         Term::SiluMulLaunches,
         Term::DecodeAttentionGflop,
         Term::RopeMelem,
+        Term::DecodeParallelWakes,
     ];
 
     /// The candidate terms of a decode model (a shape's `seq` is the context).
-    pub const DECODE: [Term; 25] = [
+    pub const DECODE: [Term; 26] = [
         Term::Constant,
         Term::Layers,
         Term::HeadLayers,
@@ -200,6 +213,7 @@ impl Term {
         Term::RmsNormLaunches,
         Term::SiluMulLaunches,
         Term::DecodeAttentionGflop,
+        Term::DecodeParallelWakes,
     ];
 
     /// The candidate terms of a prefill model.
@@ -280,6 +294,7 @@ impl Term {
             Term::SiluMulLaunches => "silu_mul_launches",
             Term::DecodeAttentionGflop => "decode_attention_gflop",
             Term::RopeMelem => "rope_melem",
+            Term::DecodeParallelWakes => "decode_parallel_wakes",
         }
     }
 
@@ -317,16 +332,24 @@ impl Term {
             }
             Term::HeadLayers => "ms/(head·layer)",
             Term::RopeLaunches | Term::RmsNormLaunches | Term::SiluMulLaunches => "ms/launch",
+            Term::DecodeParallelWakes => "ms/wake",
         }
+    }
+
+    /// Whether its value depends on the backend's measured [`Parallelism`].
+    pub fn reads_parallelism(self) -> bool {
+        self == Term::DecodeParallelWakes
     }
 
     /// Which component of the forward pass this term's time belongs to.
     pub fn component(self) -> Component {
         match self {
             Term::Constant => Component::Constant,
-            Term::Layers | Term::RopeLaunches | Term::RmsNormLaunches | Term::SiluMulLaunches => {
-                Component::PerLayerFixed
-            }
+            Term::Layers
+            | Term::RopeLaunches
+            | Term::RmsNormLaunches
+            | Term::SiluMulLaunches
+            | Term::DecodeParallelWakes => Component::PerLayerFixed,
             // Split further by FLOP share in predict.
             Term::MatmulGflop
             | Term::NarrowMatmulGflop
@@ -398,8 +421,15 @@ fn matmul_gflop(shape: &Shape) -> f64 {
     (a.flops.attention_projections + a.flops.mlp) as f64 / 1e9
 }
 
-/// The value of one term for a shape.
+/// The value of one term for a shape, on a backend of unknown parallelism
+/// ([`Term::DecodeParallelWakes`] is 0).
 pub fn term_value(term: Term, shape: &Shape) -> f64 {
+    term_value_in(term, shape, None)
+}
+
+/// The value of one term for a shape on a backend whose operators split
+/// across threads as `parallelism` says.
+pub fn term_value_in(term: Term, shape: &Shape, parallelism: Option<&Parallelism>) -> f64 {
     let a = shape.accounting();
     match term {
         Term::Constant => 1.0,
@@ -453,6 +483,7 @@ pub fn term_value(term: Term, shape: &Shape) -> f64 {
         Term::RopeLaunches => launches(shape, |k| matches!(k, OpKind::Rope { .. })),
         Term::RmsNormLaunches => launches(shape, |k| matches!(k, OpKind::RmsNorm { .. })),
         Term::SiluMulLaunches => launches(shape, |k| matches!(k, OpKind::SiluMul { .. })),
+        Term::DecodeParallelWakes => parallelism.map_or(0.0, |p| parallel_wakes(shape, p)),
         Term::RopeMelem => {
             prefill_sum(shape, |k| match *k {
                 OpKind::Rope { rows, width } => rows * width,
@@ -498,6 +529,34 @@ fn serial_gemm_weight_mb(shape: &Shape) -> f64 {
         .filter(|&kn| b.saturating_mul(kn) < SERIAL_GEMM_MAX_MULADDS)
         .sum();
     (b * shape.layers() * serial * crate::accounting::BYTES_PER_ELEMENT) as f64 / 1e6
+}
+
+/// Serial → parallel switches in one decode step, operators in the order
+/// the step runs them (see [`Term::DecodeParallelWakes`]).
+fn parallel_wakes(shape: &Shape, parallelism: &Parallelism) -> f64 {
+    let ops = graph(shape, Phase::Decode);
+    let after_blocks = |role: &str| matches!(role, "ln_final" | "lm_head");
+    let before_blocks =
+        |role: &str| matches!(role, "token_embedding" | "position_embedding" | "embedding_add");
+    let parallel = |o: &crate::operators::Operator| parallelism.runs_parallel(&o.kind);
+    let block: Vec<bool> = ops
+        .iter()
+        .filter(|o| !before_blocks(o.role) && !after_blocks(o.role))
+        .map(parallel)
+        .collect();
+    let order = ops
+        .iter()
+        .filter(|o| before_blocks(o.role))
+        .map(parallel)
+        .chain((0..shape.layers()).flat_map(|_| block.iter().copied()))
+        .chain(ops.iter().filter(|o| after_blocks(o.role)).map(parallel));
+    let mut wakes = 0u64;
+    let mut previous = false;
+    for now in order {
+        wakes += u64::from(now && !previous);
+        previous = now;
+    }
+    wakes as f64
 }
 
 /// Bytes a decode step reads (weights + KV cache) in MB, or 0 while they fit in `cache_mb`.
@@ -712,6 +771,69 @@ mod tests {
             .map(|o| o.count)
             .sum();
         assert_eq!(ropes as f64, term_value(Term::RopeLaunches, &llama));
+    }
+
+    #[test]
+    fn wakes_count_each_switch_from_one_thread_to_several_in_step_order() {
+        use crate::parallelism::{CoresReading, Parallelism};
+        let s = ShapeSpec::new(4, 256).validate().unwrap();
+        // Without a measured parallelism the term is 0.
+        assert_eq!(term_value(Term::DecodeParallelWakes, &s), 0.0);
+        let decode = graph(&s, Phase::Decode);
+        let of = |pick: fn(&OpKind) -> bool| decode.iter().find(|o| pick(&o.kind)).unwrap().kind;
+        let attention = of(|k| matches!(k, OpKind::Attention { .. }));
+        let linear = of(|k| matches!(k, OpKind::Linear { .. }));
+        let only = |readings: &[CoresReading]| Parallelism::fit(readings).unwrap();
+        // Attention alone splits: one wake per block.
+        let p = only(&[
+            CoresReading {
+                op: attention,
+                cores: 1.9,
+            },
+            CoresReading {
+                op: linear,
+                cores: 1.0,
+            },
+        ]);
+        assert_eq!(term_value_in(Term::DecodeParallelWakes, &s, Some(&p)), 4.0);
+        // Nothing splits: no wake.
+        let p = only(&[
+            CoresReading {
+                op: attention,
+                cores: 1.0,
+            },
+            CoresReading {
+                op: linear,
+                cores: 1.0,
+            },
+        ]);
+        assert_eq!(term_value_in(Term::DecodeParallelWakes, &s, Some(&p)), 0.0);
+        // Every linear layer splits, attention too, the rest not: each run of
+        // parallel operators between serial ones is one wake. A block is
+        // LN, QKV, attention, out-projection, add, LN, MLP in, GELU, MLP out,
+        // add, with the KV writes after QKV: QKV | attention, out | MLP in |
+        // MLP out, or as the graph orders them; count from the graph itself.
+        let p = only(&[
+            CoresReading {
+                op: attention,
+                cores: 1.9,
+            },
+            CoresReading {
+                op: linear,
+                cores: 1.9,
+            },
+        ]);
+        let block: Vec<bool> = decode
+            .iter()
+            .filter(|o| o.count % 4 == 0)
+            .map(|o| p.runs_parallel(&o.kind))
+            .collect();
+        let per_block = block.windows(2).filter(|w| w[1] && !w[0]).count() + usize::from(block[0]);
+        assert!(per_block >= 2, "{block:?}");
+        assert_eq!(
+            term_value_in(Term::DecodeParallelWakes, &s, Some(&p)),
+            4.0 * per_block as f64
+        );
     }
 
     #[test]

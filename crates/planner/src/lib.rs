@@ -20,6 +20,7 @@ pub mod memory;
 pub mod model;
 pub mod objective;
 pub mod operators;
+pub mod parallelism;
 pub mod phase;
 pub mod plan;
 pub mod predict;

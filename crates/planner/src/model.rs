@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compose::{Calibration, operator_sum};
 use crate::costlaw::OperatorLaws;
-use crate::features::{Term, term_value};
+use crate::features::{Term, term_value_in};
 use crate::phase::Phase;
 use crate::shape::{Shape, ShapeSpec};
 
@@ -96,6 +96,11 @@ pub enum LatencyModel {
     Physics {
         /// Coefficients of the selected terms.
         terms: Vec<TermCoefficient>,
+        /// Which operators the backend splits across threads, measured by
+        /// `bench ops`, for the terms that count them
+        /// ([`Term::DecodeParallelWakes`]); absent: those terms are 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parallelism: Option<crate::parallelism::Parallelism>,
     },
     /// t = Σ β_k · x_k (TR121's linear model).
     Linear {
@@ -123,9 +128,10 @@ impl LatencyModel {
     /// Predicted latency in ms (may be non-positive for a linear model far out of range).
     pub fn predict_ms(&self, shape: &Shape) -> f64 {
         match self {
-            LatencyModel::Physics { terms } => {
-                terms.iter().map(|c| c.value * term_value(c.term, shape)).sum()
-            }
+            LatencyModel::Physics { terms, parallelism } => terms
+                .iter()
+                .map(|c| c.value * term_value_in(c.term, shape, parallelism.as_ref()))
+                .sum(),
             LatencyModel::Linear { coefficients } => coefficients
                 .iter()
                 .map(|c| c.value * c.variable.value(shape))
@@ -168,7 +174,7 @@ impl LatencyModel {
     /// Checks that every number is finite and physics coefficients are non-negative.
     pub fn check(&self) -> Result<(), String> {
         let values: Vec<f64> = match self {
-            LatencyModel::Physics { terms } => {
+            LatencyModel::Physics { terms, .. } => {
                 if terms.is_empty() {
                     return Err("physics model has no terms".into());
                 }

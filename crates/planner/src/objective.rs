@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::term_value;
+use crate::features::term_value_in;
 use crate::model::LatencyModel;
 use crate::profile::BackendProfile;
 use crate::shape::Shape;
@@ -143,9 +143,9 @@ fn summed_decode_ms(model: &LatencyModel, shape: &Shape, first: u64, last: u64) 
         return Some(total + ms(first)?);
     }
     let mut starts = vec![first];
-    if let LatencyModel::Physics { terms } = model {
+    if let LatencyModel::Physics { terms, parallelism } = model {
         for t in terms.iter().filter(|t| t.term.is_cache_cliff()) {
-            let on = |c: u64| at(c).is_some_and(|s| term_value(t.term, &s) > 0.0);
+            let on = |c: u64| at(c).is_some_and(|s| term_value_in(t.term, &s, parallelism.as_ref()) > 0.0);
             if on(first) || !on(last) {
                 continue;
             }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compose::operator_sum;
 use crate::confidence::{Confidence, expected_error_pct, run_to_run_pct, widen};
-use crate::features::{Component, Term, term_value};
+use crate::features::{Component, Term, term_value_in};
 use crate::model::LatencyModel;
 use crate::profile::{BackendProfile, Profile};
 use crate::shape::Shape;
@@ -59,10 +59,10 @@ fn add_to(parts: &mut Vec<ComponentTime>, component: Component, ms: f64) {
 fn breakdown(model: &LatencyModel, shape: &Shape) -> Vec<ComponentTime> {
     let mut parts: Vec<ComponentTime> = vec![];
     match model {
-        LatencyModel::Physics { terms } => {
+        LatencyModel::Physics { terms, parallelism } => {
             let a = shape.accounting();
             for c in terms {
-                let ms = c.value * term_value(c.term, shape);
+                let ms = c.value * term_value_in(c.term, shape, parallelism.as_ref());
                 if matches!(
                     c.term,
                     Term::MatmulGflop

@@ -102,7 +102,7 @@ impl LatencyModel {
     pub fn scaled(&self, factor: f64) -> LatencyModel {
         let mut model = self.clone();
         match &mut model {
-            LatencyModel::Physics { terms } => terms.iter_mut().for_each(|t| {
+            LatencyModel::Physics { terms, .. } => terms.iter_mut().for_each(|t| {
                 t.value *= factor;
                 t.std_error = t.std_error.map(|e| e * factor);
             }),

@@ -1,0 +1,231 @@
+//! Which operators a CPU backend splits across threads, as measured.
+//!
+//! `bench ops` records beside each operator's time how many cores the process
+//! kept busy while it ran (CPU time of all its threads / wall time): about one
+//! for a kernel that runs on one thread, more for one split across threads.
+//! Per operator class, one threshold on the operator's work (the product of its
+//! sizes: multiply-adds of a matrix product, elements of an elementwise op) is
+//! fitted to those readings, the one that classifies most of them right; where
+//! a backend's kernels start to split is whatever its points say, not a
+//! constant of one Burn version. A class never seen busy on more than one
+//! core (every class on a one-core machine) has no threshold: never parallel.
+//!
+//! What it is for: a decode step that alternates operators on one thread with
+//! operators split across threads pays, at each switch, for waking the
+//! backend's worker threads ([`crate::features::Term::DecodeParallelWakes`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::costlaw::causal_of;
+use crate::operators::{OpClass, OpKind};
+
+/// Above this many busy cores on average, a second thread did measurable
+/// work on the operator. A kernel on one thread reads 1.00–1.03 (the harness
+/// and the clock reads add a little); a split one anything above, down to
+/// ~1.1 where the split part is short (the flex probes of 2026-12-03).
+pub const PARALLEL_CORES: f64 = 1.1;
+
+/// One measured operator and the cores the process kept busy while it ran.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoresReading {
+    /// The operator.
+    pub op: OpKind,
+    /// Average busy cores (own CPU time / wall time).
+    pub cores: f64,
+}
+
+/// The fitted threshold of one class (attention: of one causal flag).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelClass {
+    /// The class.
+    pub class: OpClass,
+    /// For attention: causal (prefill) or not (decode); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causal: Option<bool>,
+    /// Work (product of the operator's sizes) from which it runs on more than
+    /// one thread; `None`: it never did.
+    pub parallel_from_work: Option<f64>,
+    /// Operators measured.
+    pub measured: usize,
+    /// Of them, how many the threshold classifies wrongly.
+    pub misclassified: usize,
+}
+
+/// Which operators of a backend run on more than one thread.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parallelism {
+    /// One threshold per class measured.
+    pub classes: Vec<ParallelClass>,
+}
+
+/// An operator's work: the product of its sizes.
+pub fn work(op: &OpKind) -> f64 {
+    op.sizes().iter().map(|&s| s.max(1) as f64).product()
+}
+
+impl Parallelism {
+    /// Fits one threshold per class (and causal flag) to the readings;
+    /// `None` when there are none.
+    pub fn fit(readings: &[CoresReading]) -> Option<Self> {
+        let mut groups: Vec<(OpClass, Option<bool>)> = readings
+            .iter()
+            .map(|r| (r.op.class(), causal_of(&r.op)))
+            .collect();
+        groups.sort();
+        groups.dedup();
+        let classes: Vec<ParallelClass> = groups
+            .into_iter()
+            .map(|(class, causal)| {
+                let mut points: Vec<(f64, bool)> = readings
+                    .iter()
+                    .filter(|r| r.op.class() == class && causal_of(&r.op) == causal)
+                    .map(|r| (work(&r.op), r.cores > PARALLEL_CORES))
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let (parallel_from_work, misclassified) = stump(&points);
+                ParallelClass {
+                    class,
+                    causal,
+                    parallel_from_work,
+                    measured: points.len(),
+                    misclassified,
+                }
+            })
+            .collect();
+        (!classes.is_empty()).then_some(Self { classes })
+    }
+
+    /// Whether `op` runs on more than one thread (`false` for a class not measured).
+    pub fn runs_parallel(&self, op: &OpKind) -> bool {
+        self.classes
+            .iter()
+            .find(|c| c.class == op.class() && c.causal == causal_of(op))
+            .and_then(|c| c.parallel_from_work)
+            .is_some_and(|from| work(op) >= from)
+    }
+}
+
+/// The threshold that misclassifies fewest of `points` (sorted by work):
+/// never parallel, else parallel from the first point or from the geometric
+/// midpoint of two neighbours of different work; of equally good ones the
+/// first in that order. Returns it and its errors.
+fn stump(points: &[(f64, bool)]) -> (Option<f64>, usize) {
+    let parallel_total = points.iter().filter(|p| p.1).count();
+    // Never parallel: every parallel reading is an error.
+    let mut best = (None, parallel_total);
+    let mut parallel_below = 0;
+    for i in 0..points.len() {
+        // Parallel from points[i] on: errors are the parallel readings below
+        // and the serial readings from i on.
+        let serial_from_here = (points.len() - i) - (parallel_total - parallel_below);
+        let errors = parallel_below + serial_from_here;
+        // Equal work on both sides of a split cannot be told apart.
+        let separable = i == 0 || points[i - 1].0 < points[i].0;
+        if separable && errors < best.1 {
+            let from = if i == 0 {
+                points[0].0
+            } else {
+                (points[i - 1].0 * points[i].0).sqrt()
+            };
+            best = (Some(from), errors);
+        }
+        parallel_below += usize::from(points[i].1);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn linear(n: u64) -> OpKind {
+        OpKind::Linear {
+            batch: 1,
+            rows: 1,
+            k: 64,
+            n,
+            bias: false,
+        }
+    }
+
+    fn reading(op: OpKind, cores: f64) -> CoresReading {
+        CoresReading { op, cores }
+    }
+
+    #[test]
+    fn the_threshold_lies_between_the_last_serial_and_the_first_parallel_point() {
+        let readings: Vec<CoresReading> = [(64, 1.0), (128, 1.05), (256, 1.9), (512, 1.95)]
+            .into_iter()
+            .map(|(n, c)| reading(linear(n), c))
+            .collect();
+        let p = Parallelism::fit(&readings).unwrap();
+        let class = &p.classes[0];
+        let from = class.parallel_from_work.unwrap();
+        assert!(
+            (from - (64.0 * 128.0 * 64.0 * 256.0_f64).sqrt()).abs() < 1e-6,
+            "{from}"
+        );
+        assert_eq!((class.measured, class.misclassified), (4, 0));
+        assert!(!p.runs_parallel(&linear(128)));
+        assert!(p.runs_parallel(&linear(256)));
+        assert!(p.runs_parallel(&linear(10_000)));
+    }
+
+    #[test]
+    fn a_class_never_busy_on_two_cores_never_runs_parallel() {
+        let readings: Vec<CoresReading> = [64, 4096, 1 << 20]
+            .into_iter()
+            .map(|n| reading(linear(n), 1.0))
+            .collect();
+        let p = Parallelism::fit(&readings).unwrap();
+        assert_eq!(p.classes[0].parallel_from_work, None);
+        assert!(!p.runs_parallel(&linear(1 << 22)));
+        // Nor does a class that was not measured.
+        assert!(!p.runs_parallel(&OpKind::Add { elements: 1 << 30 }));
+    }
+
+    #[test]
+    fn one_stray_reading_does_not_move_the_threshold_past_the_majority() {
+        let readings: Vec<CoresReading> = [
+            (64, 1.0),
+            (128, 1.7),
+            (256, 1.0),
+            (512, 1.0),
+            (1024, 1.9),
+            (2048, 1.9),
+            (4096, 1.9),
+        ]
+        .into_iter()
+        .map(|(n, c)| reading(linear(n), c))
+        .collect();
+        let p = Parallelism::fit(&readings).unwrap();
+        assert_eq!(p.classes[0].misclassified, 1);
+        assert!(!p.runs_parallel(&linear(512)));
+        assert!(p.runs_parallel(&linear(1024)));
+    }
+
+    #[test]
+    fn attention_is_fitted_per_causal_flag() {
+        let attention = |causal, kv| OpKind::Attention {
+            batch: 1,
+            heads: 8,
+            q: 1,
+            kv,
+            d_head: 64,
+            causal,
+        };
+        let readings = [
+            reading(attention(false, 16), 1.0),
+            reading(attention(false, 4096), 1.9),
+            reading(attention(true, 16), 1.0),
+            reading(attention(true, 4096), 1.0),
+        ];
+        let p = Parallelism::fit(&readings).unwrap();
+        assert_eq!(p.classes.len(), 2);
+        assert!(p.runs_parallel(&attention(false, 4096)));
+        assert!(!p.runs_parallel(&attention(true, 4096)));
+        assert_eq!(Parallelism::fit(&[]), None);
+    }
+}
