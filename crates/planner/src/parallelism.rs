@@ -7,8 +7,12 @@
 //! sizes: multiply-adds of a matrix product, elements of an elementwise op) is
 //! fitted to those readings, the one that classifies most of them right; where
 //! a backend's kernels start to split is whatever its points say, not a
-//! constant of one Burn version. A class never seen busy on more than one
-//! core (every class on a one-core machine) has no threshold: never parallel.
+//! constant of one Burn version. Kernels take other code paths where a size is
+//! 1 (a matrix-vector product for one row, no split over a batch of one), so
+//! each pattern of unit sizes measured gets its own threshold, and the class's
+//! threshold over all its readings serves the patterns not measured. A class
+//! never seen busy on more than one core (every class on a one-core machine)
+//! has no threshold: never parallel.
 //!
 //! What it is for: a decode step that alternates operators on one thread with
 //! operators split across threads pays, at each switch, for waking the
@@ -34,7 +38,8 @@ pub struct CoresReading {
     pub cores: f64,
 }
 
-/// The fitted threshold of one class (attention: of one causal flag).
+/// The fitted threshold of one class (attention: of one causal flag), over
+/// all its operators or those with one pattern of unit sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParallelClass {
@@ -43,6 +48,11 @@ pub struct ParallelClass {
     /// For attention: causal (prefill) or not (decode); `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causal: Option<bool>,
+    /// Which of the class's sizes ([`OpKind::sizes`], by position) are 1 in
+    /// the operators this threshold is for; `None`: all of the class's
+    /// operators (the threshold for a pattern not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_sizes: Option<Vec<usize>>,
     /// Work (product of the operator's sizes) from which it runs on more than
     /// one thread; `None`: it never did.
     pub parallel_from_work: Option<f64>,
@@ -66,21 +76,25 @@ pub fn work(op: &OpKind) -> f64 {
 }
 
 impl Parallelism {
-    /// Fits one threshold per class (and causal flag) to the readings;
-    /// `None` when there are none.
+    /// Fits one threshold per class (and causal flag) to the readings, and
+    /// one per pattern of unit sizes within it; `None` when there are none.
     pub fn fit(readings: &[CoresReading]) -> Option<Self> {
-        let mut groups: Vec<(OpClass, Option<bool>)> = readings
+        let mut groups: Vec<(OpClass, Option<bool>, Option<Vec<usize>>)> = readings
             .iter()
-            .map(|r| (r.op.class(), causal_of(&r.op)))
+            .flat_map(|r| {
+                let (class, causal) = (r.op.class(), causal_of(&r.op));
+                [(class, causal, None), (class, causal, Some(unit_sizes(&r.op)))]
+            })
             .collect();
         groups.sort();
         groups.dedup();
         let classes: Vec<ParallelClass> = groups
             .into_iter()
-            .map(|(class, causal)| {
+            .map(|(class, causal, units)| {
                 let mut points: Vec<(f64, bool)> = readings
                     .iter()
                     .filter(|r| r.op.class() == class && causal_of(&r.op) == causal)
+                    .filter(|r| units.as_ref().is_none_or(|u| *u == unit_sizes(&r.op)))
                     .map(|r| (work(&r.op), r.cores > PARALLEL_CORES))
                     .collect();
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -88,6 +102,7 @@ impl Parallelism {
                 ParallelClass {
                     class,
                     causal,
+                    unit_sizes: units,
                     parallel_from_work,
                     measured: points.len(),
                     misclassified,
@@ -97,14 +112,34 @@ impl Parallelism {
         (!classes.is_empty()).then_some(Self { classes })
     }
 
-    /// Whether `op` runs on more than one thread (`false` for a class not measured).
+    /// Whether `op` runs on more than one thread: by the threshold of its
+    /// pattern of unit sizes, else of its class; `false` for a class not measured.
     pub fn runs_parallel(&self, op: &OpKind) -> bool {
-        self.classes
+        let of_class = |c: &&ParallelClass| c.class == op.class() && c.causal == causal_of(op);
+        let units = unit_sizes(op);
+        let pattern = self
+            .classes
             .iter()
-            .find(|c| c.class == op.class() && c.causal == causal_of(op))
+            .filter(of_class)
+            .find(|c| c.unit_sizes.as_ref() == Some(&units));
+        pattern
+            .or_else(|| {
+                self.classes
+                    .iter()
+                    .filter(of_class)
+                    .find(|c| c.unit_sizes.is_none())
+            })
             .and_then(|c| c.parallel_from_work)
             .is_some_and(|from| work(op) >= from)
     }
+}
+
+/// Positions of the sizes of `op` that are 1.
+fn unit_sizes(op: &OpKind) -> Vec<usize> {
+    (op.sizes().into_iter().enumerate())
+        .filter(|&(_, s)| s <= 1)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The threshold that misclassifies fewest of `points` (sorted by work):
@@ -223,9 +258,48 @@ mod tests {
             reading(attention(true, 4096), 1.0),
         ];
         let p = Parallelism::fit(&readings).unwrap();
-        assert_eq!(p.classes.len(), 2);
+        // Per flag: the class-wide threshold and that of the one pattern measured.
+        assert_eq!(p.classes.len(), 4);
         assert!(p.runs_parallel(&attention(false, 4096)));
         assert!(!p.runs_parallel(&attention(true, 4096)));
         assert_eq!(Parallelism::fit(&[]), None);
+    }
+
+    #[test]
+    fn a_pattern_of_unit_sizes_has_its_own_threshold_and_the_class_serves_the_rest() {
+        let gemm = |batch, rows, n| OpKind::Linear {
+            batch,
+            rows,
+            k: 1024,
+            n,
+            bias: false,
+        };
+        // One row of one sequence stays on one thread at any size; a batch of
+        // single rows splits from 2·1024·2048 multiply-adds on.
+        let readings = [
+            reading(gemm(1, 1, 1024), 1.0),
+            reading(gemm(1, 1, 8192), 1.0),
+            reading(gemm(1, 1, 65536), 1.01),
+            reading(gemm(2, 1, 512), 1.0),
+            reading(gemm(2, 1, 1024), 1.0),
+            reading(gemm(2, 1, 2048), 1.6),
+            reading(gemm(2, 1, 8192), 1.8),
+        ];
+        let p = Parallelism::fit(&readings).unwrap();
+        assert!(!p.runs_parallel(&gemm(1, 1, 65536)));
+        assert!(!p.runs_parallel(&gemm(4, 1, 256)));
+        assert!(p.runs_parallel(&gemm(4, 1, 8192)));
+        // The class-wide threshold, over all seven, misclassifies some; the
+        // patterns' own none.
+        let wide = p.classes.iter().find(|c| c.unit_sizes.is_none()).unwrap();
+        assert_eq!(wide.measured, 7);
+        assert!(wide.misclassified > 0);
+        let patterns: Vec<_> = p.classes.iter().filter(|c| c.unit_sizes.is_some()).collect();
+        assert_eq!(patterns.len(), 2);
+        assert!(patterns.iter().all(|c| c.misclassified == 0));
+        // No reading had rows > 1 and batch 1: the class-wide threshold decides.
+        let unseen = gemm(1, 64, 4096);
+        let by_class = wide.parallel_from_work.is_some_and(|from| work(&unseen) >= from);
+        assert_eq!(p.runs_parallel(&unseen), by_class);
     }
 }
