@@ -83,11 +83,12 @@ pub enum Term {
     /// every projection a matrix-vector product, a kernel of its own whose
     /// speed per byte differs from the small matrix products of b > 1 (ms per MB).
     DecodeGemvBlockWeightMb,
-    /// Decode: b × MB of the block weight matrices whose product is too
-    /// small to be split across threads, when b > 1, else 0. A product of b
-    /// rows by a k × n weight counts when b·k·n < 192³ multiply-adds, the size
-    /// below which burn-flex's GEMM stays on one thread; each sequence's row
-    /// then costs about as much as a pass over the weights (ms per MB).
+    /// Decode: b × MB of the block weight matrices whose product stays on
+    /// one thread, when b > 1, else 0; each sequence's row then costs about
+    /// as much as a pass over the weights (ms per MB). Which products stay
+    /// on one thread is measured ([`Parallelism`]); a profile fitted before
+    /// that was measured counts those under 192³ multiply-adds, burn-flex
+    /// 0.22's threshold, which the flex probes of 2026-12-03 put at 194³.
     DecodeSerialGemmWeightMb,
     /// Decode: GFLOP of the LM head when b > 1, else 0: several sequences turn
     /// the head's matrix-vector product into a matrix product (ms per GFLOP).
@@ -338,7 +339,7 @@ impl Term {
 
     /// Whether its value depends on the backend's measured [`Parallelism`].
     pub fn reads_parallelism(self) -> bool {
-        self == Term::DecodeParallelWakes
+        matches!(self, Term::DecodeParallelWakes | Term::DecodeSerialGemmWeightMb)
     }
 
     /// Which component of the forward pass this term's time belongs to.
@@ -468,7 +469,7 @@ pub fn term_value_in(term: Term, shape: &Shape, parallelism: Option<&Parallelism
                 0.0
             }
         }
-        Term::DecodeSerialGemmWeightMb => serial_gemm_weight_mb(shape),
+        Term::DecodeSerialGemmWeightMb => serial_gemm_weight_mb(shape, parallelism),
         Term::DecodeBatchedLmHeadGflop => {
             if shape.batch() > 1 {
                 a.decode.flops.lm_head as f64 / 1e9
@@ -509,24 +510,29 @@ fn launches(shape: &Shape, is_class: impl Fn(&OpKind) -> bool) -> f64 {
 }
 
 /// Multiply-adds below which burn-flex runs a matrix product on one thread
-/// (`PARALLEL_THRESHOLD` in burn-flex 0.22's `ops/matmul.rs`).
-const SERIAL_GEMM_MAX_MULADDS: u64 = 192 * 192 * 192;
+/// (`PARALLEL_THRESHOLD` in burn-flex 0.22's `ops/matmul.rs`): only for
+/// profiles fitted without a measured [`Parallelism`], whose coefficients were
+/// fitted with it.
+const LEGACY_SERIAL_GEMM_MAX_MULADDS: u64 = 192 * 192 * 192;
 
 /// b × MB of the decode step's block weight matrices multiplied on one thread,
 /// when b > 1 (see [`Term::DecodeSerialGemmWeightMb`]).
-fn serial_gemm_weight_mb(shape: &Shape) -> f64 {
+fn serial_gemm_weight_mb(shape: &Shape, parallelism: Option<&Parallelism>) -> f64 {
     let b = shape.batch();
     if b == 1 {
         return 0.0;
     }
+    let on_one_thread = |kind: &OpKind, k: u64, n: u64| match parallelism {
+        Some(p) => !p.runs_parallel(kind),
+        None => b.saturating_mul(k * n) < LEGACY_SERIAL_GEMM_MAX_MULADDS,
+    };
     // Per block: the linear layers of the decode step (QKV, output, MLP).
     let serial: u64 = graph(shape, Phase::Decode)
         .iter()
         .filter_map(|o| match o.kind {
-            OpKind::Linear { k, n, .. } => Some(k * n),
+            OpKind::Linear { k, n, .. } if on_one_thread(&o.kind, k, n) => Some(k * n),
             _ => None,
         })
-        .filter(|&kn| b.saturating_mul(kn) < SERIAL_GEMM_MAX_MULADDS)
         .sum();
     (b * shape.layers() * serial * crate::accounting::BYTES_PER_ELEMENT) as f64 / 1e6
 }
@@ -693,6 +699,32 @@ mod tests {
         let wide = at(2, 1024, 4);
         let proj = 4.0 * 2.0 * 1024.0 * 1024.0 * 4.0 / 1e6;
         assert!((term_value(Term::DecodeSerialGemmWeightMb, &wide) - proj).abs() < 1e-9);
+        // With a measured parallelism, its threshold decides: here every
+        // batched product of 2·256·256 multiply-adds or more splits.
+        use crate::parallelism::{CoresReading, Parallelism};
+        let gemm = |batch, n| OpKind::Linear {
+            batch,
+            rows: 1,
+            k: 256,
+            n,
+            bias: false,
+        };
+        let measured = Parallelism::fit(&[
+            CoresReading {
+                op: gemm(2, 128),
+                cores: 1.0,
+            },
+            CoresReading {
+                op: gemm(2, 256),
+                cores: 1.8,
+            },
+        ])
+        .unwrap();
+        let value = |s| term_value_in(Term::DecodeSerialGemmWeightMb, s, Some(&measured));
+        assert_eq!(value(&two), 0.0);
+        assert_eq!(value(&one), 0.0);
+        // At b = 4, d = 1024 nothing is below it either, where 192³ kept the projection serial.
+        assert_eq!(value(&wide), 0.0);
     }
 
     #[test]
@@ -783,46 +815,30 @@ mod tests {
         let of = |pick: fn(&OpKind) -> bool| decode.iter().find(|o| pick(&o.kind)).unwrap().kind;
         let attention = of(|k| matches!(k, OpKind::Attention { .. }));
         let linear = of(|k| matches!(k, OpKind::Linear { .. }));
-        let only = |readings: &[CoresReading]| Parallelism::fit(readings).unwrap();
+        // A parallelism where attention and the linear layers read these cores.
+        let measured = |attention_cores, linear_cores| {
+            Parallelism::fit(&[
+                CoresReading {
+                    op: attention,
+                    cores: attention_cores,
+                },
+                CoresReading {
+                    op: linear,
+                    cores: linear_cores,
+                },
+            ])
+            .unwrap()
+        };
         // Attention alone splits: one wake per block.
-        let p = only(&[
-            CoresReading {
-                op: attention,
-                cores: 1.9,
-            },
-            CoresReading {
-                op: linear,
-                cores: 1.0,
-            },
-        ]);
+        let p = measured(1.9, 1.0);
         assert_eq!(term_value_in(Term::DecodeParallelWakes, &s, Some(&p)), 4.0);
         // Nothing splits: no wake.
-        let p = only(&[
-            CoresReading {
-                op: attention,
-                cores: 1.0,
-            },
-            CoresReading {
-                op: linear,
-                cores: 1.0,
-            },
-        ]);
+        let p = measured(1.0, 1.0);
         assert_eq!(term_value_in(Term::DecodeParallelWakes, &s, Some(&p)), 0.0);
         // Every linear layer splits, attention too, the rest not: each run of
-        // parallel operators between serial ones is one wake. A block is
-        // LN, QKV, attention, out-projection, add, LN, MLP in, GELU, MLP out,
-        // add, with the KV writes after QKV: QKV | attention, out | MLP in |
-        // MLP out, or as the graph orders them; count from the graph itself.
-        let p = only(&[
-            CoresReading {
-                op: attention,
-                cores: 1.9,
-            },
-            CoresReading {
-                op: linear,
-                cores: 1.9,
-            },
-        ]);
+        // parallel operators between serial ones is one wake; count the runs
+        // of a block from the graph itself.
+        let p = measured(1.9, 1.9);
         let block: Vec<bool> = decode
             .iter()
             .filter(|o| o.count % 4 == 0)
