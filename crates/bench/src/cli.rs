@@ -301,6 +301,12 @@ struct FitArgs {
     /// out (a missing file is none).
     #[arg(long, default_value = OPS_FILE)]
     ops: Vec<PathBuf>,
+    /// Operator measurements of another machine whose busy-core readings say
+    /// which operators split across threads, for a fitted machine whose own
+    /// lack them; used only where backend, threads, build features, Burn and
+    /// allocator settings match, and the fit says so.
+    #[arg(long)]
+    parallelism_from: Vec<PathBuf>,
     /// Fit measurements taken while other load ran or the hypervisor stole
     /// time too (left out by default; the fit says how many).
     #[arg(long)]
@@ -828,6 +834,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
         memory: args.memory_out.clone(),
         machine: None,
         ops: vec![args.ops_out.clone()],
+        parallelism_from: vec![],
         keep_disturbed: false,
     })?;
     Ok(())
@@ -856,6 +863,7 @@ impl FitArgs {
             name: self.name.clone(),
             machine: self.machine.clone(),
             ops: self.ops.clone(),
+            parallelism_from: self.parallelism_from.clone(),
             keep_disturbed: self.keep_disturbed,
         }
     }
@@ -867,6 +875,9 @@ fn fit(args: &FitArgs) -> anyhow::Result<fitting::Fitted> {
     let o = &fitted.outcome;
     for line in &fitted.skipped_lines {
         eprintln!("warning: {line}");
+    }
+    for note in &fitted.notes {
+        eprintln!("note: {note}");
     }
     for note in &o.evaluation_left_out {
         eprintln!("evaluation {note}");

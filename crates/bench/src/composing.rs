@@ -76,6 +76,7 @@ pub fn read_laws(paths: &[PathBuf]) -> anyhow::Result<(BTreeMap<String, Operator
         entry.hot.extend(data.hot);
         entry.cold.extend(data.cold);
         entry.streams.extend(data.streams);
+        entry.cores.extend(data.cores);
         entry.cold_working_set_bytes = entry.cold_working_set_bytes.or(data.cold_working_set_bytes);
     }
     Ok((out, warnings))

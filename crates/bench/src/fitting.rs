@@ -8,8 +8,10 @@ use anyhow::Context;
 use fit::memory::MemoryObservation;
 use fit::observation::{Disturbance, DisturbanceThresholds, Family, Observation, Session};
 use fit::pipeline::{FitInputs, FitOutcome};
+use planner::costlaw::OperatorLaws;
 use planner::profile::DeviceClass;
 
+use crate::composing::DataByMachine;
 use crate::harness::load::{OTHER_LOAD_WARNING_CORES, STEAL_WARNING_PCT};
 use crate::memory::MemoryMeasurement;
 use crate::record::{self, Measurement, Status};
@@ -49,6 +51,12 @@ pub struct FitOptions {
     /// Operator files (`bench ops`): a backend whose fitted machine has
     /// operator measurements also gets the operator model.
     pub ops: Vec<PathBuf>,
+    /// Operator files whose busy-core readings say which operators split
+    /// across threads, for a machine whose own operator files lack them: used
+    /// only where backend, threads, build features, Burn version and
+    /// allocator settings all match ([`software_key`]), since the split is
+    /// the backend's dispatch rule, not the CPU's; the fit says when it does.
+    pub parallelism_from: Vec<PathBuf>,
     /// Fit measurements taken while other load ran or the hypervisor stole
     /// time too (left out by default: see [`THRESHOLDS`]).
     pub keep_disturbed: bool,
@@ -60,8 +68,11 @@ pub struct Fitted {
     pub outcome: FitOutcome,
     /// The memory measurements it calibrated from.
     pub memory: Vec<MemoryObservation>,
-    /// Lines of the measurement files that could not be read, one message each.
+    /// Lines of the measurement files that could not be read, and operator
+    /// data the fit could not use, one message each.
     pub skipped_lines: Vec<String>,
+    /// What the fit took from another machine, one message each.
+    pub notes: Vec<String>,
 }
 
 /// The machine a measurement describes, as pooling keys it: CPU (with its
@@ -224,10 +235,22 @@ pub fn fit(options: &FitOptions) -> anyhow::Result<Fitted> {
         .join(", ");
     let (operators, ops_warnings) = crate::composing::read_laws_by_machine(&options.ops)?;
     skipped_lines.extend(ops_warnings);
-    let operators = operators
+    let probes: Vec<(String, String, usize)> = operators
+        .iter()
+        .map(|((backend, machine), data)| {
+            (backend.clone(), machine.clone(), data.hot.len() + data.cold.len())
+        })
+        .collect();
+    let mut operators: Vec<(String, String, OperatorLaws)> = operators
         .into_iter()
         .map(|((backend, machine), data)| (backend, machine, fit::operators::fit_laws(&data).0))
         .collect();
+    let mut notes = vec![];
+    if !options.parallelism_from.is_empty() {
+        let (donors, warnings) = crate::composing::read_laws_by_machine(&options.parallelism_from)?;
+        skipped_lines.extend(warnings);
+        notes.extend(borrow_parallelism(&mut operators, &donors));
+    }
     let outcome = fit::pipeline::run(FitInputs {
         sessions,
         evaluation,
@@ -239,11 +262,69 @@ pub fn fit(options: &FitOptions) -> anyhow::Result<Fitted> {
         machine: options.machine.clone(),
         operators,
     })?;
+    skipped_lines.extend(unused_operator_data(&probes, &outcome));
     Ok(Fitted {
         outcome,
         memory,
         skipped_lines,
+        notes,
     })
+}
+
+/// A machine key without its CPU: threads, build features, Burn version and
+/// allocator settings (see [`machine_key_of`]), what decides how a backend
+/// splits its kernels across threads.
+pub fn software_key(machine: &str) -> &str {
+    machine.split_once('|').map_or("", |(_, software)| software)
+}
+
+/// Gives each backend's laws without a measured [`planner::parallelism::Parallelism`]
+/// the one measured on a donor machine of the same backend and [`software_key`];
+/// says, per backend, what it took or why it took nothing.
+fn borrow_parallelism(
+    operators: &mut [(String, String, OperatorLaws)],
+    donors: &DataByMachine,
+) -> Vec<String> {
+    let mut notes = vec![];
+    for (backend, machine, laws) in operators.iter_mut().filter(|(_, _, l)| l.parallelism.is_none()) {
+        let donor = donors.iter().find(|((b, m), data)| {
+            b == backend && software_key(m) == software_key(machine) && !data.cores.is_empty()
+        });
+        match donor {
+            Some(((_, from), data)) => {
+                laws.parallelism = planner::parallelism::Parallelism::fit(&data.cores);
+                notes.push(format!(
+                    "{backend} on `{machine}`: which operators split across threads taken from {} busy-core readings on `{from}` (same backend, threads, features, Burn and allocator; not measured on this machine)",
+                    data.cores.len()
+                ));
+            }
+            None => notes.push(format!(
+                "{backend} on `{machine}`: no busy-core readings of the same backend, threads, features, Burn and allocator in --parallelism-from; nothing taken"
+            )),
+        }
+    }
+    notes
+}
+
+/// Operator data of a (backend, machine) that no fitted backend is: read
+/// but unused, which the user should hear of.
+fn unused_operator_data(probes: &[(String, String, usize)], outcome: &FitOutcome) -> Vec<String> {
+    let fitted = |backend: &str, machine: &str| {
+        outcome
+            .data
+            .iter()
+            .chain(&outcome.decode_data)
+            .any(|d| d.backend == backend && d.machine == machine)
+    };
+    probes
+        .iter()
+        .filter(|(backend, machine, _)| !fitted(backend, machine))
+        .map(|(backend, machine, n)| {
+            format!(
+                "{n} operator measurements of {backend} on `{machine}` not used: no fitted machine is that one (fit it with --machine; for which operators split across threads, --parallelism-from)"
+            )
+        })
+        .collect()
 }
 
 /// The report of a fit: Markdown and the files it links to (name, content).
@@ -281,6 +362,71 @@ pub fn report(fitted: &Fitted) -> (String, Vec<(String, String)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ZEN4: &str = "AMD EPYC (AuthenticAMD 25/17/1 avx512f)|2|flex,ndarray|0.22.1";
+    const ZEN5: &str = "AMD EPYC (AuthenticAMD 26/2/1 avx512f)|2|flex,ndarray|0.22.1";
+
+    fn laws() -> OperatorLaws {
+        OperatorLaws::uniform(planner::costlaw::BaseLaw {
+            overhead_ms: 0.001,
+            ms_per_gflop: 1.0,
+            ms_per_mb: 0.1,
+            ms_per_dispatch: 0.0,
+        })
+    }
+
+    /// Operator data with one busy-core reading per GEMM size: split from 2¹⁴ columns on.
+    fn donor_data() -> fit::operators::OperatorData {
+        let gemm = |n| planner::operators::OpKind::Linear {
+            batch: 4,
+            rows: 1,
+            k: 1024,
+            n,
+            bias: false,
+        };
+        fit::operators::OperatorData {
+            cores: [(1 << 12, 1.0), (1 << 13, 1.02), (1 << 14, 1.7), (1 << 15, 1.9)]
+                .map(|(n, cores)| planner::parallelism::CoresReading { op: gemm(n), cores })
+                .to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_software_key_is_the_machine_key_without_its_cpu() {
+        assert_eq!(software_key(ZEN4), "2|flex,ndarray|0.22.1");
+        assert_eq!(software_key(ZEN4), software_key(ZEN5));
+        assert_ne!(software_key(ZEN4), software_key(&ZEN5.replace("|2|", "|16|")));
+        assert_eq!(software_key("no separator"), "");
+    }
+
+    #[test]
+    fn parallelism_is_borrowed_only_from_the_same_backend_and_software_and_said_so() {
+        let donors: DataByMachine = [
+            (("flex".to_string(), ZEN5.to_string()), donor_data()),
+            (("ndarray".to_string(), ZEN5.replace("|2|", "|16|")), donor_data()),
+        ]
+        .into_iter()
+        .collect();
+        let mut operators = vec![
+            ("flex".to_string(), ZEN4.to_string(), laws()),
+            ("ndarray".to_string(), ZEN4.to_string(), laws()),
+        ];
+        let notes = borrow_parallelism(&mut operators, &donors);
+        let borrowed = operators[0].2.parallelism.as_ref().expect("flex borrows");
+        assert_eq!(borrowed.classes.iter().map(|c| c.measured).max(), Some(4));
+        assert!(
+            notes[0].contains("taken from 4 busy-core readings") && notes[0].contains(ZEN5),
+            "{notes:?}"
+        );
+        // ndarray's donor ran 16 threads: nothing taken, and the note says so.
+        assert_eq!(operators[1].2.parallelism, None);
+        assert!(notes[1].contains("nothing taken"), "{notes:?}");
+        // A machine that measured its own is left as it is.
+        let own = operators[0].2.parallelism.clone();
+        assert!(borrow_parallelism(&mut operators[..1], &donors).is_empty());
+        assert_eq!(operators[0].2.parallelism, own);
+    }
 
     #[test]
     fn keep_disturbed_clears_what_the_load_gate_marked() {

@@ -39,6 +39,7 @@ fn the_embedded_default_is_the_fit_of_the_committed_measurements() {
         name: DEFAULT_PROFILE_NAME.into(),
         machine: None,
         ops: vec![r.join(OPS_FILE)],
+        parallelism_from: vec![],
         keep_disturbed: false,
     };
     assert!(
@@ -75,6 +76,7 @@ fn zen4_llama_is_the_readme_fit_of_the_committed_measurements() {
             .into(),
         machine: Some("AMD EPYC (AuthenticAMD 25/17/1".into()),
         ops: vec![r.join("data/llama/ops-2.jsonl")],
+        parallelism_from: vec![],
         keep_disturbed: false,
     };
     assert!(
