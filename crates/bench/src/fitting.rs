@@ -241,11 +241,15 @@ pub fn fit(options: &FitOptions) -> anyhow::Result<Fitted> {
             (backend.clone(), machine.clone(), data.hot.len() + data.cold.len())
         })
         .collect();
+    let mut notes: Vec<String> = operators
+        .iter()
+        .filter(|(_, data)| planner::parallelism::pool_spins(&data.cores))
+        .map(|((backend, machine), _)| spinning_note(backend, machine))
+        .collect();
     let mut operators: Vec<(String, String, OperatorLaws)> = operators
         .into_iter()
         .map(|((backend, machine), data)| (backend, machine, fit::operators::fit_laws(&data).0))
         .collect();
-    let mut notes = vec![];
     if !options.parallelism_from.is_empty() {
         let (donors, warnings) = crate::composing::read_laws_by_machine(&options.parallelism_from)?;
         skipped_lines.extend(warnings);
@@ -291,6 +295,9 @@ fn borrow_parallelism(
             b == backend && software_key(m) == software_key(machine) && !data.cores.is_empty()
         });
         match donor {
+            Some(((_, from), data)) if planner::parallelism::pool_spins(&data.cores) => {
+                notes.push(spinning_note(backend, from));
+            }
             Some(((_, from), data)) => {
                 laws.parallelism = planner::parallelism::Parallelism::fit(&data.cores);
                 notes.push(format!(
@@ -304,6 +311,13 @@ fn borrow_parallelism(
         }
     }
     notes
+}
+
+/// Why a backend's busy-core readings give it no parallelism.
+fn spinning_note(backend: &str, machine: &str) -> String {
+    format!(
+        "{backend} on `{machine}`: most operator classes read busy on more than one core even at their smallest size, a pool that spins between operations; which operators split is not fitted from these readings"
+    )
 }
 
 /// Operator data of a (backend, machine) that no fitted backend is: read
@@ -426,6 +440,13 @@ mod tests {
         let own = operators[0].2.parallelism.clone();
         assert!(borrow_parallelism(&mut operators[..1], &donors).is_empty());
         assert_eq!(operators[0].2.parallelism, own);
+        // A donor whose pool spins (split even at the smallest size) lends nothing.
+        let mut spinning = donor_data();
+        spinning.cores.iter_mut().for_each(|r| r.cores = 1.9);
+        let donors: DataByMachine = [(("ndarray".to_string(), ZEN5.to_string()), spinning)].into();
+        let notes = borrow_parallelism(&mut operators[1..], &donors);
+        assert_eq!(operators[1].2.parallelism, None);
+        assert!(notes[0].contains("spins"), "{notes:?}");
     }
 
     #[test]

@@ -815,8 +815,11 @@ mod tests {
         let of = |pick: fn(&OpKind) -> bool| decode.iter().find(|o| pick(&o.kind)).unwrap().kind;
         let attention = of(|k| matches!(k, OpKind::Attention { .. }));
         let linear = of(|k| matches!(k, OpKind::Linear { .. }));
-        // A parallelism where attention and the linear layers read these cores.
+        // A parallelism where attention and the linear layers read these
+        // cores, and two other classes one core (as a pool that does not
+        // spin reads: see `pool_spins`).
         let measured = |attention_cores, linear_cores| {
+            let one_core = |op| CoresReading { op, cores: 1.0 };
             Parallelism::fit(&[
                 CoresReading {
                     op: attention,
@@ -826,6 +829,8 @@ mod tests {
                     op: linear,
                     cores: linear_cores,
                 },
+                one_core(OpKind::Add { elements: 1024 }),
+                one_core(OpKind::Gelu { elements: 1024 }),
             ])
             .unwrap()
         };

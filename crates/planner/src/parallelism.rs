@@ -77,8 +77,12 @@ pub fn work(op: &OpKind) -> f64 {
 
 impl Parallelism {
     /// Fits one threshold per class (and causal flag) to the readings, and
-    /// one per pattern of unit sizes within it; `None` when there are none.
+    /// one per pattern of unit sizes within it; `None` when there are none,
+    /// or when they cannot tell a split from a busy pool ([`pool_spins`]).
     pub fn fit(readings: &[CoresReading]) -> Option<Self> {
+        if pool_spins(readings) {
+            return None;
+        }
         let mut groups: Vec<(OpClass, Option<bool>, Option<Vec<usize>>)> = readings
             .iter()
             .flat_map(|r| {
@@ -132,6 +136,28 @@ impl Parallelism {
             .and_then(|c| c.parallel_from_work)
             .is_some_and(|from| work(op) >= from)
     }
+}
+
+/// Whether the readings show a thread pool that keeps other cores busy
+/// between operations rather than kernels that split: in most classes
+/// measured, the smallest operator already reads split, which no kernel
+/// worth splitting is (ndarray's pool on the Zen 5 VM of 2026-12-03: 9
+/// classes of 12, RMSNorm of 32 elements at 1.9 cores; flex's: none).
+pub fn pool_spins(readings: &[CoresReading]) -> bool {
+    let mut smallest: Vec<((OpClass, Option<bool>), f64, bool)> = vec![];
+    for r in readings {
+        let key = (r.op.class(), causal_of(&r.op));
+        let (w, split) = (work(&r.op), r.cores > PARALLEL_CORES);
+        match smallest.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(entry) if w < entry.1 => *entry = (key, w, split),
+            // Of equal smallest operators, all must read split.
+            Some(entry) if w == entry.1 => entry.2 &= split,
+            Some(_) => {}
+            None => smallest.push((key, w, split)),
+        }
+    }
+    let split = smallest.iter().filter(|(_, _, split)| *split).count();
+    2 * split > smallest.len()
 }
 
 /// Positions of the sizes of `op` that are 1.
@@ -301,5 +327,31 @@ mod tests {
         let unseen = gemm(1, 64, 4096);
         let by_class = wide.parallel_from_work.is_some_and(|from| work(&unseen) >= from);
         assert_eq!(p.runs_parallel(&unseen), by_class);
+    }
+
+    #[test]
+    fn a_pool_busy_even_on_the_smallest_operators_gives_no_parallelism() {
+        let norm = |rows| OpKind::RmsNorm { rows, width: 32 };
+        let add = |elements| OpKind::Add { elements };
+        // Two classes of three read split at their smallest size: a spinning pool.
+        let spinning = [
+            reading(linear(64), 1.9),
+            reading(linear(4096), 1.9),
+            reading(norm(1), 1.9),
+            reading(norm(64), 2.0),
+            reading(add(32), 1.0),
+            reading(add(1 << 20), 1.0),
+        ];
+        assert!(pool_spins(&spinning));
+        assert_eq!(Parallelism::fit(&spinning), None);
+        // One class of three: kernels that split, fitted.
+        let splitting = [
+            reading(linear(64), 1.0),
+            reading(linear(4096), 1.9),
+            reading(norm(1), 1.9),
+            reading(add(32), 1.0),
+        ];
+        assert!(!pool_spins(&splitting));
+        assert!(Parallelism::fit(&splitting).is_some());
     }
 }
