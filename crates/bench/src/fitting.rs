@@ -71,7 +71,8 @@ pub struct Fitted {
     /// Lines of the measurement files that could not be read, and operator
     /// data the fit could not use, one message each.
     pub skipped_lines: Vec<String>,
-    /// What the fit took from another machine, one message each.
+    /// What the fit took from another machine, or why it fitted no
+    /// parallelism from a machine's readings, one message each.
     pub notes: Vec<String>,
 }
 
@@ -335,7 +336,7 @@ fn unused_operator_data(probes: &[(String, String, usize)], outcome: &FitOutcome
         .filter(|(backend, machine, _)| !fitted(backend, machine))
         .map(|(backend, machine, n)| {
             format!(
-                "{n} operator measurements of {backend} on `{machine}` not used: no fitted machine is that one (fit it with --machine; for which operators split across threads, --parallelism-from)"
+                "{n} operator measurements of {backend} on `{machine}` not used: the fit holds no whole-model measurements of that machine, or fitted another (see --machine); to lend which operators split across threads, --parallelism-from"
             )
         })
         .collect()

@@ -287,7 +287,7 @@ pub fn fit_backend(
         planner::Phase::Prefill => &Term::PREFILL,
         planner::Phase::Decode => &Term::DECODE,
     };
-    // What `bench ops` measured of the backend's threads, for the terms that count wakes.
+    // What `bench ops` measured of the backend's threads, for the terms that read it.
     let parallelism = laws.and_then(|l| l.parallelism.as_ref());
     // A term that is 0 on every point (RoPE's launches on GPT-2-style shapes)
     // cannot be fitted; left in, it would only tie with the moves without it.

@@ -12,11 +12,15 @@
 //! each pattern of unit sizes measured gets its own threshold, and the class's
 //! threshold over all its readings serves the patterns not measured. A class
 //! never seen busy on more than one core (every class on a one-core machine)
-//! has no threshold: never parallel.
+//! has no threshold: never parallel. A pool that keeps its threads spinning
+//! between operations reads busy everywhere, which says nothing: no
+//! parallelism is fitted from it ([`pool_spins`]).
 //!
-//! What it is for: a decode step that alternates operators on one thread with
-//! operators split across threads pays, at each switch, for waking the
-//! backend's worker threads ([`crate::features::Term::DecodeParallelWakes`]).
+//! What it is for: which batched products of a decode step stay on one
+//! thread ([`crate::features::Term::DecodeSerialGemmWeightMb`]), and a decode
+//! step that alternates operators on one thread with operators split across
+//! threads pays, at each switch, for waking the backend's worker threads
+//! ([`crate::features::Term::DecodeParallelWakes`]).
 
 use serde::{Deserialize, Serialize};
 
