@@ -3,8 +3,10 @@
 //! The CPU time of every other process (utime+stime from `/proc/<pid>/stat`)
 //! divided by wall time gives the number of cores others kept busy; the steal
 //! column of `/proc/stat` gives time the hypervisor took away. The CPU time
-//! of this process's own threads (its CPU clock, in ns) divided by wall time gives the cores the measured kernel kept busy: about
-//! one for a kernel that runs on one thread, more for one split across threads.
+//! of this process's own threads (its CPU clock, in ns) divided by wall time
+//! gives the cores the measured kernel kept busy: about one for a kernel that
+//! runs on one thread, more for one split across threads (or for a pool that
+//! spins between operations).
 //! Where `/proc` is missing (not Linux) the readings are `None`.
 
 use serde::{Deserialize, Serialize};
