@@ -540,25 +540,21 @@ fn serial_gemm_weight_mb(shape: &Shape, parallelism: Option<&Parallelism>) -> f6
 /// Serial → parallel switches in one decode step, operators in the order
 /// the step runs them (see [`Term::DecodeParallelWakes`]).
 fn parallel_wakes(shape: &Shape, parallelism: &Parallelism) -> f64 {
+    // The graph lists the step's operators in the order they run, a block's
+    // once: those run per block (count L, the K and V writes 2L) stand
+    // between the embeddings and the final norm and LM head, which run once.
     let ops = graph(shape, Phase::Decode);
-    let after_blocks = |role: &str| matches!(role, "ln_final" | "lm_head");
-    let before_blocks =
-        |role: &str| matches!(role, "token_embedding" | "position_embedding" | "embedding_add");
-    let parallel = |o: &crate::operators::Operator| parallelism.runs_parallel(&o.kind);
-    let block: Vec<bool> = ops
+    let per_block = |o: &crate::operators::Operator| o.count > 1;
+    let first = ops.iter().position(per_block).unwrap_or(ops.len());
+    let end = ops.iter().rposition(per_block).map_or(first, |i| i + 1);
+    let parallel: Vec<bool> = ops.iter().map(|o| parallelism.runs_parallel(&o.kind)).collect();
+    let order = parallel[..first]
         .iter()
-        .filter(|o| !before_blocks(o.role) && !after_blocks(o.role))
-        .map(parallel)
-        .collect();
-    let order = ops
-        .iter()
-        .filter(|o| before_blocks(o.role))
-        .map(parallel)
-        .chain((0..shape.layers()).flat_map(|_| block.iter().copied()))
-        .chain(ops.iter().filter(|o| after_blocks(o.role)).map(parallel));
+        .chain((0..shape.layers()).flat_map(|_| &parallel[first..end]))
+        .chain(&parallel[end..]);
     let mut wakes = 0u64;
     let mut previous = false;
-    for now in order {
+    for &now in order {
         wakes += u64::from(now && !previous);
         previous = now;
     }

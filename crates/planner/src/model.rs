@@ -97,8 +97,9 @@ pub enum LatencyModel {
         /// Coefficients of the selected terms.
         terms: Vec<TermCoefficient>,
         /// Which operators the backend splits across threads, measured by
-        /// `bench ops`, for the terms that count them
-        /// ([`Term::DecodeParallelWakes`]); absent: those terms are 0.
+        /// `bench ops`, for the terms that read it ([`Term::reads_parallelism`]);
+        /// absent: the wakes are 0 and the one-thread GEMMs those below
+        /// burn-flex 0.22's threshold (see [`Term::DecodeSerialGemmWeightMb`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parallelism: Option<crate::parallelism::Parallelism>,
     },
