@@ -105,6 +105,13 @@ impl Sweep {
     }
 }
 
+/// The stderr lines the reader has not handed over yet, once the process has
+/// exited: the reader stops at the pipe's end, so this waits for its last
+/// lines rather than taking only those already sent (which raced the exit).
+fn rest(rx: &Receiver<String>) -> Vec<String> {
+    rx.iter().collect()
+}
+
 /// Waits for the next stderr line that says a step was saved; `None` when
 /// the process ended first.
 fn next_saved(rx: &Receiver<String>, seen: &mut Vec<String>) -> Option<String> {
@@ -192,7 +199,7 @@ fn kill_when(sweep: &Sweep, kill_after: impl Fn(&str, usize) -> Option<Duration>
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // Lines saved after the one we acted on (during `wait`) are fine too.
-    while let Ok(line) = rx.try_recv() {
+    for line in rest(&rx) {
         saved += usize::from(line.starts_with("saved "));
     }
     let after = lines(&sweep.journal()).len();
@@ -230,7 +237,7 @@ fn a_sweep_killed_anywhere_resumes_and_loses_at_most_the_step_in_flight() {
     // To the end.
     let (mut child, rx) = sweep.start();
     let status = child.wait().unwrap();
-    let log: Vec<String> = rx.try_iter().collect();
+    let log: Vec<String> = rest(&rx);
     assert!(status.success(), "{}", log.join("\n"));
     assert!(
         log.iter().any(|l| l.contains("continued from saved rounds")),
@@ -304,7 +311,7 @@ fn ctrl_c_finishes_the_step_in_flight_and_exits_with_a_message() {
     let interrupted_at = Instant::now();
     let status = child.wait().unwrap();
     let waited = interrupted_at.elapsed();
-    seen.extend(rx.try_iter());
+    seen.extend(rest(&rx));
     let log = seen.join("\n");
     assert_eq!(status.code(), Some(130), "{log}");
     assert!(
@@ -328,10 +335,6 @@ fn ctrl_c_finishes_the_step_in_flight_and_exits_with_a_message() {
     assert_no_step_twice(&sweep.journal());
     // And it continues to the end.
     let (mut child, rx) = sweep.start();
-    assert!(
-        child.wait().unwrap().success(),
-        "{}",
-        rx.try_iter().collect::<Vec<_>>().join("\n")
-    );
+    assert!(child.wait().unwrap().success(), "{}", rest(&rx).join("\n"));
     assert_eq!(lines(&sweep.out).len(), 3);
 }
