@@ -99,18 +99,65 @@ fn family_out_accuracy(spec: &ModelSpec, points: &[Point]) -> Option<Accuracy> {
     Some(accuracy("leave-one-iso-family-out", &predicted, &measured))
 }
 
+/// Where stepwise selection starts, and what the chosen set must hold.
+struct Selection {
+    /// Start sets: nothing, and the terms physics says dominate (FLOPs in
+    /// prefill, bytes read in decode).
+    starts: Vec<Vec<Term>>,
+    /// A decode step reads the whole KV cache, so its cost grows with the
+    /// context; a set without any term that does predicts the same step at
+    /// c = 512 and 2048. k-fold alone can pick such a set when few shapes
+    /// differ only in context (it did, with `decode_parallel_wakes`, on the
+    /// Zen 4 data, and missed the measured context slope held out), so a
+    /// decode set must hold one of these to be chosen. Empty: no constraint.
+    context_terms: Vec<Term>,
+}
+
+impl Selection {
+    fn of(phase: planner::Phase) -> Self {
+        match phase {
+            planner::Phase::Prefill => Selection {
+                starts: vec![vec![], vec![Term::MatmulGflop, Term::LmHeadGflop]],
+                context_terms: vec![],
+            },
+            planner::Phase::Decode => Selection {
+                starts: vec![vec![], vec![Term::DecodeWeightMb, Term::KvCacheMb]],
+                context_terms: vec![Term::KvCacheMb, Term::DecodeAttentionGflop],
+            },
+        }
+    }
+}
+
 /// Stepwise selection of physics terms among `candidates` by k-fold MAPE.
 /// From each start set, the best of all moves (add a term, drop one, swap
 /// one chosen for one left out) is taken while it lowers the held-out MAPE by
 /// at least [`MIN_TERM_GAIN_PCT`]; the better end point wins. Forward steps
 /// alone stop at the first local minimum (a term that is best alone can be
 /// worse in company), hence the drops, swaps and a physical start set.
+///
+/// Only a set that holds one of `context_terms` (where any is a candidate)
+/// can be chosen ([`Selection::context_terms`]). Each start is then walked
+/// twice: through every set, and only through sets that hold one. A walk
+/// through sets without one can end at a better set with one (flex decode
+/// on the Xeon data does); where it ends without one, the restricted walk
+/// still ends with one.
 fn select_terms(
     points: &[Point],
     candidates: &[Term],
-    starts: &[&[Term]],
+    selection: &Selection,
     parallelism: Option<&Parallelism>,
 ) -> (Vec<Term>, Vec<(Vec<Term>, f64)>) {
+    let Selection {
+        starts,
+        context_terms,
+    } = selection;
+    let context_terms: Vec<Term> = context_terms
+        .iter()
+        .copied()
+        .filter(|t| candidates.contains(t))
+        .collect();
+    let holds_context =
+        |terms: &[Term]| context_terms.is_empty() || terms.iter().any(|t| context_terms.contains(t));
     let mut trail = vec![];
     let mut score = |terms: &[Term]| -> Option<f64> {
         let mut terms = terms.to_vec();
@@ -126,8 +173,13 @@ fn select_terms(
         trail.push((terms, acc.mape_pct));
         Some(acc.mape_pct)
     };
+    let walks: &[bool] = if context_terms.is_empty() {
+        &[false]
+    } else {
+        &[false, true]
+    };
     let mut ends: Vec<(Vec<Term>, f64)> = vec![];
-    for start in starts {
+    for (start, &restricted) in starts.iter().flat_map(|s| walks.iter().map(move |r| (s, r))) {
         let mut chosen: Vec<Term> = start.to_vec();
         let mut best = if chosen.is_empty() {
             f64::INFINITY
@@ -159,6 +211,9 @@ fn select_terms(
             }
             let mut step: Option<(Vec<Term>, f64)> = None;
             for terms in moves {
+                if restricted && !holds_context(&terms) {
+                    continue;
+                }
                 let m = score(&terms);
                 keep_better(&mut step, terms, m);
             }
@@ -171,7 +226,9 @@ fn select_terms(
                 _ => break,
             }
         }
-        ends.push((chosen, best));
+        if holds_context(&chosen) {
+            ends.push((chosen, best));
+        }
     }
     let chosen = ends
         .into_iter()
@@ -189,13 +246,13 @@ fn select_terms(
 fn nested_accuracy(
     points: &[Point],
     candidates: &[Term],
-    starts: &[&[Term]],
+    selection: &Selection,
     parallelism: Option<&Parallelism>,
 ) -> Option<Accuracy> {
     let fold_of = crate::cv::folds(points.len(), FOLDS, 0);
     let select_and_fit = |fold: usize| {
         let train = crate::cv::training_set(points, &fold_of, fold);
-        let (terms, _) = select_terms(&train, candidates, starts, parallelism);
+        let (terms, _) = select_terms(&train, candidates, selection, parallelism);
         ModelSpec::Physics {
             terms,
             parallelism: parallelism.cloned(),
@@ -222,9 +279,15 @@ fn nested_accuracy(
     ))
 }
 
+/// A move replaces the best so far only if it is better by more than
+/// rounding: exactly collinear terms (`kv_cache_mb` and
+/// `decode_attention_gflop` where every shape has kv_heads = heads) score the
+/// same up to the last bits, and the first move found (adds in candidate
+/// order) wins such a tie, not the rounding.
 fn keep_better(step: &mut Option<(Vec<Term>, f64)>, terms: Vec<Term>, mape: Option<f64>) {
+    const ROUNDING_PCT: f64 = 1e-9;
     if let Some(m) = mape
-        && step.as_ref().is_none_or(|(_, b)| m < *b)
+        && step.as_ref().is_none_or(|(_, b)| m < *b - ROUNDING_PCT)
     {
         *step = Some((terms, m));
     }
@@ -301,13 +364,8 @@ pub fn fit_backend(
         })
         .collect();
     let candidates = candidates.as_slice();
-    // Start from nothing, and from the terms physics says dominate: FLOPs in
-    // prefill, bytes read in decode.
-    let core: &[Term] = match phase {
-        planner::Phase::Prefill => &[Term::MatmulGflop, Term::LmHeadGflop],
-        planner::Phase::Decode => &[Term::DecodeWeightMb, Term::KvCacheMb],
-    };
-    let (terms, selection) = select_terms(points, candidates, &[&[], core], parallelism);
+    let term_selection = Selection::of(phase);
+    let (terms, selection) = select_terms(points, candidates, &term_selection, parallelism);
     if terms.is_empty() {
         return Err(FitError::Degenerate("no physics term could be fitted".into()));
     }
@@ -345,7 +403,7 @@ pub fn fit_backend(
         .map(|i| median_prediction(&repetitions, i))
         .collect();
     let mut further_checks = vec![];
-    if let Some(a) = nested_accuracy(points, candidates, &[&[], core], parallelism) {
+    if let Some(a) = nested_accuracy(points, candidates, &term_selection, parallelism) {
         further_checks.push(("physics".to_string(), a));
     }
     if let Some(a) = family_out_accuracy(&spec, points) {
@@ -433,4 +491,70 @@ pub fn fit_backend(
         further_checks,
         selection,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use planner::ShapeSpec;
+
+    /// Decode points whose latency is the weights read alone: no context in it.
+    fn context_free_decode_points() -> Vec<Point> {
+        let mut points = vec![];
+        for (layers, d_model) in [(2, 256), (4, 256), (4, 512), (8, 512), (6, 768), (12, 768)] {
+            for seq in [128, 512, 1024] {
+                let shape = ShapeSpec {
+                    seq: Some(seq),
+                    ..ShapeSpec::new(layers, d_model)
+                }
+                .validate()
+                .unwrap();
+                points.push(Point {
+                    median_ms: 0.02 * term_value_in(Term::DecodeWeightMb, &shape, None),
+                    shape,
+                    family: crate::Family::Other("f".into()),
+                    rel_uncertainty: 0.01,
+                });
+            }
+        }
+        points
+    }
+
+    #[test]
+    fn a_decode_selection_keeps_a_term_that_grows_with_the_context() {
+        let points = context_free_decode_points();
+        let candidates = [
+            Term::DecodeWeightMb,
+            Term::KvCacheMb,
+            Term::DecodeAttentionGflop,
+            Term::Layers,
+        ];
+        let decode = Selection::of(planner::Phase::Decode);
+        let (terms, trail) = select_terms(&points, &candidates, &decode, None);
+        assert!(
+            terms.iter().any(|t| decode.context_terms.contains(t)),
+            "{terms:?}"
+        );
+        // The free walk went through the weights alone, and its end was not taken.
+        assert!(trail.iter().any(|(set, _)| set == &[Term::DecodeWeightMb]));
+        // Without the rule the same data selects the weights alone.
+        let free = Selection {
+            context_terms: vec![],
+            ..decode
+        };
+        let (terms, _) = select_terms(&points, &candidates, &free, None);
+        assert_eq!(terms, [Term::DecodeWeightMb]);
+    }
+
+    #[test]
+    fn the_context_rule_is_void_where_no_context_term_is_a_candidate() {
+        let points = context_free_decode_points();
+        let (terms, _) = select_terms(
+            &points,
+            &[Term::DecodeWeightMb, Term::Layers],
+            &Selection::of(planner::Phase::Decode),
+            None,
+        );
+        assert_eq!(terms, [Term::DecodeWeightMb]);
+    }
 }
