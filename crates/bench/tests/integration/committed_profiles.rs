@@ -1,6 +1,6 @@
 //! The committed profiles are what their documented fits of the committed
 //! measurements write: `bench report` (fit's defaults) for the embedded
-//! default, README's command for `zen4-llama.json`. A change to the fit, or to
+//! default, README's commands for `zen4-llama.json` and `zen5-llama.json`. A change to the fit, or to
 //! the data, that would change a profile fails here until the profile is refit
 //! and committed with it.
 
@@ -84,5 +84,36 @@ fn zen4_llama_is_the_readme_fit_of_the_committed_measurements() {
     assert!(
         refit(options) == committed("data/profiles/zen4-llama.json"),
         "refit differs: run README's zen4-llama fit"
+    );
+}
+
+#[test]
+fn zen5_llama_is_the_readme_fit_of_the_committed_measurements() {
+    let r = root();
+    let files = [
+        "data/onboarding/zen5-5m.jsonl",
+        "data/llama/zen5/llama-prefill.jsonl",
+        "data/llama/zen5/llama-decode.jsonl",
+        "data/llama/zen5/llama-more-prefill.jsonl",
+        "data/llama/zen5/llama-more-decode.jsonl",
+        "data/llama/zen5/ablation-prefill.jsonl",
+        "data/llama/zen5/ablation-decode.jsonl",
+        "data/llama/zen5/llama-large-prefill.jsonl",
+        "data/llama/zen5/llama-large-decode.jsonl",
+    ];
+    let options = FitOptions {
+        measurements: files.iter().map(|f| r.join(f)).collect(),
+        evaluate: vec![],
+        memory: r.join("data/onboarding/zen5-memory.jsonl"),
+        name: "zen5-llama (2-core AMD EPYC Zen 5 VM, CPU backends, 5-minute onboarding and Llama-style sweeps, 2026-12-03)"
+            .into(),
+        machine: Some("AMD EPYC (AuthenticAMD 26/2/1".into()),
+        ops: vec![r.join("data/onboarding/zen5-ops.jsonl"), r.join("data/llama/ops-3-flex.jsonl")],
+        parallelism_from: vec![],
+        keep_disturbed: false,
+    };
+    assert!(
+        refit(options) == committed("data/profiles/zen5-llama.json"),
+        "refit differs: run README's zen5-llama fit"
     );
 }
