@@ -3,6 +3,7 @@
 //! The binary is a thin shell over these modules; everything that can be
 //! tested without a model (statistics, stopping rule, storage) is tested so.
 
+pub mod allocator;
 pub mod backend;
 pub mod calibrating;
 pub mod composing;

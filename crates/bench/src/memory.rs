@@ -288,6 +288,8 @@ fn probe_in_child(
             "--shape-json",
             &spec,
         ])
+        // The probe's allocator state is its own, whatever the parent's.
+        .env_remove("MALLOC_TRIM_THRESHOLD_")
         .envs(PROBE_ENV)
         .stderr(std::process::Stdio::piped())
         .output()

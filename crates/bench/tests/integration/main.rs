@@ -1,6 +1,7 @@
 //! `bench`'s integration tests, in one test binary (each binary links Burn,
 //! so one binary is one link instead of four).
 
+mod allocator;
 mod cli;
 mod committed_profiles;
 mod ops;
