@@ -17,6 +17,11 @@ use planner::{Phase, ShapeSpec};
 
 /// Chimera's benchmarker: times GPT-2-style decoders on Burn backends and
 /// writes fingerprinted measurements under data/.
+///
+/// It measures with glibc's malloc keeping freed memory: it starts itself again
+/// with MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ set, recorded in each
+/// line's fingerprint. CHIMERA_ALLOCATOR=system measures the allocator as
+/// shipped; allocator variables already set are kept as given.
 #[derive(Parser)]
 #[command(version, max_term_width = 100, args_conflicts_with_subcommands = true)]
 struct Cli {
