@@ -278,7 +278,12 @@ fn probe_in_child(
     // Every field, architecture included (six numbers would measure a
     // GPT-2-style model with default d_ff and positions instead).
     let spec = serde_json::to_string(shape).context("writing the shape for the probe")?;
-    let output = std::process::Command::new(program)
+    let mut command = std::process::Command::new(program);
+    // The probe's allocator state is its own, whatever the parent measures in.
+    for (name, _) in crate::allocator::KEEP_FREED_MEMORY {
+        command.env_remove(name);
+    }
+    let output = command
         .args([
             "memory-probe",
             "--backend",
@@ -288,8 +293,6 @@ fn probe_in_child(
             "--shape-json",
             &spec,
         ])
-        // The probe's allocator state is its own, whatever the parent's.
-        .env_remove("MALLOC_TRIM_THRESHOLD_")
         .envs(PROBE_ENV)
         .stderr(std::process::Stdio::piped())
         .output()
