@@ -13,7 +13,7 @@ fn main() -> ExitCode {
                 "warning: measuring with the allocator as shipped: starting again with it keeping freed memory failed: {e}"
             );
         }
-        Ok(bench::allocator::Decision::AsIs(_)) => {}
+        Ok(bench::allocator::Decision::AsIs) => {}
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
