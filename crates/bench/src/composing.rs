@@ -275,23 +275,6 @@ pub fn render(checks: &[BackendCheck], explain: usize, dump: bool) -> String {
                 f.base_mape_pct
             );
         }
-        for f in &c.fits {
-            if let Some(b) = f.batched_prompts {
-                let chosen = match f.law.batched_prompts {
-                    planner::costlaw::BatchedPrompts::Folded => "folded",
-                    planner::costlaw::BatchedPrompts::PerSequence => "per prompt",
-                };
-                let _ = writeln!(
-                    s,
-                    "\n{}{} on several prompts, each of {} layouts predicted from the others: folded {:.1}%, per prompt {:.1}% MAPE; priced {chosen}",
-                    f.law.class.name(),
-                    if f.law.cold { " (cold)" } else { "" },
-                    b.layouts,
-                    b.folded_mape_pct,
-                    b.per_sequence_mape_pct
-                );
-            }
-        }
         let mut streams = c.laws.streams.clone();
         streams.sort_by_key(|p| p.working_set_bytes);
         let curve: Vec<String> = streams

@@ -15,10 +15,7 @@
 //!    on anchors left out.
 
 use planner::compose::{Calibration, operator_sum};
-use planner::costlaw::{
-    BaseLaw, BatchedPrompts, ClassLaw, LawError, LawPoint, OperatorLaws, StreamPoint, causal_of,
-};
-use planner::operators::{OpClass, OpKind};
+use planner::costlaw::{BaseLaw, ClassLaw, LawError, LawPoint, OperatorLaws, StreamPoint, causal_of};
 use planner::profile::Accuracy;
 use planner::{Phase, Shape};
 use serde::Serialize;
@@ -40,81 +37,6 @@ pub struct LawFit {
     pub loo_mape_pct: f64,
     /// The same for the base law alone.
     pub base_mape_pct: f64,
-    /// Linear layers measured on several prompts: each such layout's points
-    /// predicted from the others, folded and per prompt (MAPE), the lower chosen.
-    pub batched_prompts: Option<BatchedPromptsCheck>,
-}
-
-/// How well each way of pricing a linear layer on several prompts predicts
-/// the probes of a prompt layout (batch, rows) it did not see.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct BatchedPromptsCheck {
-    /// Layouts of more than one prompt of more than one row.
-    pub layouts: usize,
-    /// MAPE reading between the points in all four sizes.
-    pub folded_mape_pct: f64,
-    /// MAPE pricing each prompt as a product of its own.
-    pub per_sequence_mape_pct: f64,
-}
-
-/// The (batch, rows) of a linear layer on more than one prompt of more than one row.
-fn multi_prompt_layout(op: &OpKind) -> Option<(u64, u64)> {
-    match *op {
-        OpKind::Linear { batch, rows, .. } if batch > 1 && rows > 1 => Some((batch, rows)),
-        _ => None,
-    }
-}
-
-/// Chooses how `law` prices several prompts: each multi-prompt layout left out
-/// in turn (all its points: one layout is one sequence length at one batch)
-/// and predicted from the rest, folded and per prompt. A layout the grid did not
-/// measure is what a user's shape hits, so this, not leave-one-point-out (whose
-/// neighbours share the layout), is the test.
-fn choose_batched_prompts(law: &ClassLaw) -> Option<(BatchedPrompts, BatchedPromptsCheck)> {
-    let mut layouts: Vec<(u64, u64)> = law
-        .points
-        .iter()
-        .filter_map(|p| multi_prompt_layout(&p.op))
-        .collect();
-    layouts.sort();
-    layouts.dedup();
-    if layouts.is_empty() {
-        return None;
-    }
-    let mape = |mode: BatchedPrompts| {
-        let mut errors = vec![];
-        for &layout in &layouts {
-            let without = ClassLaw {
-                points: law
-                    .points
-                    .iter()
-                    .filter(|p| multi_prompt_layout(&p.op) != Some(layout))
-                    .cloned()
-                    .collect(),
-                batched_prompts: mode,
-                ..law.clone()
-            };
-            for p in law
-                .points
-                .iter()
-                .filter(|p| multi_prompt_layout(&p.op) == Some(layout))
-            {
-                errors.push(without.hot_ms(&p.op) / p.ms - 1.0);
-            }
-        }
-        mean_abs_pct(&errors)
-    };
-    let check = BatchedPromptsCheck {
-        layouts: layouts.len(),
-        folded_mape_pct: mape(BatchedPrompts::Folded),
-        per_sequence_mape_pct: mape(BatchedPrompts::PerSequence),
-    };
-    let mode = if check.per_sequence_mape_pct < check.folded_mape_pct {
-        BatchedPrompts::PerSequence
-    } else {
-        BatchedPrompts::Folded
-    };
-    Some((mode, check))
 }
 
 /// Fits the base law of one class on relative error.
@@ -169,7 +91,7 @@ pub fn fit_laws(data: &OperatorData) -> (OperatorLaws, Vec<LawFit>) {
         .map(|p| (p, false))
         .chain(data.cold.iter().filter(usable).map(|p| (p, true)))
         .collect();
-    let mut groups: Vec<(OpClass, Option<bool>, bool)> = tagged
+    let mut groups: Vec<(planner::operators::OpClass, Option<bool>, bool)> = tagged
         .iter()
         .map(|(p, cold)| (p.op.class(), causal_of(&p.op), *cold))
         .collect();
@@ -193,31 +115,20 @@ pub fn fit_laws(data: &OperatorData) -> (OperatorLaws, Vec<LawFit>) {
                     base,
                     smoothing,
                     points: mine.clone(),
-                    batched_prompts: BatchedPrompts::Folded,
                 };
                 let e = loo_mape(&law);
                 (law, e)
             })
             .collect();
         let base_mape_pct = candidates[0].1;
-        let (mut law, mut loo_mape_pct) = candidates
+        let (law, loo_mape_pct) = candidates
             .into_iter()
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .expect("there are candidates");
-        let batched_prompts = if class == OpClass::Linear {
-            choose_batched_prompts(&law).map(|(mode, check)| {
-                law.batched_prompts = mode;
-                loo_mape_pct = loo_mape(&law);
-                check
-            })
-        } else {
-            None
-        };
         fits.push(LawFit {
             law,
             loo_mape_pct,
             base_mape_pct,
-            batched_prompts,
         });
     }
     let laws = OperatorLaws {

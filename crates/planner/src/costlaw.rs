@@ -111,33 +111,6 @@ pub struct ClassLaw {
     pub smoothing: Option<f64>,
     /// The measured points.
     pub points: Vec<LawPoint>,
-    /// How a linear layer on several prompts is priced (other classes: folded).
-    #[serde(default, skip_serializing_if = "BatchedPrompts::is_folded")]
-    pub batched_prompts: BatchedPrompts,
-}
-
-/// How a backend runs a linear layer on `b > 1` prompts of `rows > 1` rows
-/// each, as the fit read it from the probes of several prompts: one product of
-/// `b·rows` rows (what the points' sizes say, read between them), or one
-/// product of `rows` rows per prompt. The two part most where a prompt is short:
-/// a 32-row product runs at a fraction of a 128-row one's FLOP rate, and
-/// 4 × 32 tokens then cost about four 32-row products, not one of 128.
-/// Decode's one row per sequence is priced from its own points either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchedPrompts {
-    /// Read between the points in all four sizes (batch, rows, k, n).
-    #[default]
-    Folded,
-    /// `b` times the price of one prompt.
-    PerSequence,
-}
-
-impl BatchedPrompts {
-    /// Whether this is the default (left out of the profile).
-    pub fn is_folded(&self) -> bool {
-        *self == BatchedPrompts::Folded
-    }
 }
 
 impl ClassLaw {
@@ -149,28 +122,6 @@ impl ClassLaw {
     /// The hot time of one run, ms: the base law times the correction of the
     /// points nearby. `exclude` leaves one point out (for leave-one-out error).
     pub fn hot_ms_without(&self, op: &OpKind, exclude: Option<usize>) -> f64 {
-        if let (
-            BatchedPrompts::PerSequence,
-            &OpKind::Linear {
-                batch,
-                rows,
-                k,
-                n,
-                bias,
-            },
-        ) = (self.batched_prompts, op)
-            && batch > 1
-            && rows > 1
-        {
-            let one = OpKind::Linear {
-                batch: 1,
-                rows,
-                k,
-                n,
-                bias,
-            };
-            return batch as f64 * self.hot_ms_without(&one, exclude);
-        }
         let base = self.base.ms(op).max(1e-9);
         let Some(width) = self.smoothing else {
             return base;
@@ -269,7 +220,6 @@ impl OperatorLaws {
             base,
             smoothing: None,
             points: vec![],
-            batched_prompts: BatchedPrompts::Folded,
         };
         let mut laws: Vec<ClassLaw> = OpClass::ALL
             .into_iter()
@@ -401,7 +351,6 @@ mod tests {
             base,
             smoothing,
             points,
-            batched_prompts: BatchedPrompts::Folded,
         }
     }
 
@@ -549,7 +498,6 @@ mod tests {
             },
             smoothing: None,
             points: vec![],
-            batched_prompts: BatchedPrompts::Folded,
         };
         let laws = OperatorLaws {
             laws: vec![attention(true, 1.0), attention(false, 0.1)],

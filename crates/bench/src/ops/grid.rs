@@ -263,12 +263,15 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
         .into_iter()
         .filter(|op| op.flops() <= a.max_flops && seen.insert(*op))
         .collect();
-    // Decode-style products and attention over a cache, cold as well: a
-    // decode step re-reads weights and cache that may not stay in cache.
+    // Products and attention over a cache, cold as well: a step re-reads
+    // weights and cache that may not stay in cache. Prompt products of one
+    // sequence too: a deep model's layers evict each other's weights, and a
+    // product packing its weights from memory runs slower than one whose
+    // weights stayed put (measured on a Xeon VM, README).
     let cold: Vec<Probe> = ops
         .iter()
         .filter(|op| match op {
-            OpKind::Linear { rows, .. } => *rows == 1,
+            OpKind::Linear { batch, rows, .. } => *rows == 1 || *batch == 1,
             OpKind::LmHead { tokens, .. } => *tokens <= 8,
             OpKind::Attention { causal, .. } => !causal,
             _ => false,
