@@ -8,8 +8,11 @@
 //! instead follows the operators' own structure (a linear layer's k × n is
 //! d × 3d, d × d, d × ff or ff × d), and the cost laws read between its
 //! points. Llama-style products (grouped QKV, the gated MLP's 8d/3) and
-//! prompt rows 64 and 256 were measured once and added nothing held out
-//! (`data/llama/ops-2-more.jsonl`, README). Probes above a FLOP cap are left
+//! prompt rows 64 and 256 were measured once on a Zen 4 VM and added nothing
+//! held out (`data/llama/ops-2-more.jsonl`, README); on a Xeon VM a 64-row
+//! product ran slower than a 128-row one and 4 × 32 rows twice one 128-row
+//! product, which no neighbour says, so 1 × 64 and 4 × 32 are in both grids
+//! (`data/onboarding/xeon-2/`, README). Probes above a FLOP cap are left
 //! out: they are compute bound, where the laws extrapolate along their power law.
 //! Decode-style products and decode attention are measured cold as well
 //! (weights or cache rotated through copies of 256 MiB in all), and the
@@ -263,15 +266,12 @@ pub fn probes(grid: Grid) -> Vec<Probe> {
         .into_iter()
         .filter(|op| op.flops() <= a.max_flops && seen.insert(*op))
         .collect();
-    // Products and attention over a cache, cold as well: a step re-reads
-    // weights and cache that may not stay in cache. Prompt products of one
-    // sequence too: a deep model's layers evict each other's weights, and a
-    // product packing its weights from memory runs slower than one whose
-    // weights stayed put (measured on a Xeon VM, README).
+    // Decode-style products and attention over a cache, cold as well: a
+    // decode step re-reads weights and cache that may not stay in cache.
     let cold: Vec<Probe> = ops
         .iter()
         .filter(|op| match op {
-            OpKind::Linear { batch, rows, .. } => *rows == 1 || *batch == 1,
+            OpKind::Linear { rows, .. } => *rows == 1,
             OpKind::LmHead { tokens, .. } => *tokens <= 8,
             OpKind::Attention { causal, .. } => !causal,
             _ => false,
