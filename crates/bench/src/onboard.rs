@@ -44,14 +44,28 @@ fn raw_cost_s(shape: &Shape, latency_ms: f64, s: &Schedule) -> f64 {
 }
 
 /// `count` decode shapes of the built-in decode sweeps (GPT-2- and Llama-style) that cover them: the
-/// cheapest first, then again and again the one farthest from those chosen
-/// (`fit::operators::cover`). They anchor the operator model's decode
-/// calibration and give the term model its points.
+/// cheapest, then the most typical shape of each batch size above one
+/// (`fit::operators::medoid` of that stratum), then again and again the one
+/// farthest from those chosen (`fit::operators::cover`). They anchor the
+/// operator model's decode calibration and give the term model its points.
+///
+/// Why the strata: a farthest-point cover takes corners only — batch 8 at the
+/// smallest and largest widths, never batch 2 or 4 at a mid-size one — and
+/// a 5-minute onboarding of an Intel Xeon VM (`data/onboarding/xeon-2/`)
+/// then predicted every batch 2–4 line at d ≥ 576 2.4–4.8× too fast.
 pub fn decode_anchors(count: usize) -> anyhow::Result<Sweep> {
     let sweep = Sweep::built_in(planner::Phase::Decode)?;
     let shapes: Vec<Shape> = sweep.entries.iter().map(|e| e.shape).collect();
     let cheapest = (0..shapes.len()).min_by_key(|&i| planner::Phase::Decode.flops(&shapes[i]));
-    let picked = fit::operators::cover(&shapes, &cheapest.into_iter().collect::<Vec<_>>(), count);
+    let mut batches: Vec<u64> = shapes.iter().map(|s| s.batch()).filter(|&b| b > 1).collect();
+    batches.sort_unstable();
+    batches.dedup();
+    let typical = batches.iter().filter_map(|&b| {
+        let stratum: Vec<usize> = (0..shapes.len()).filter(|&i| shapes[i].batch() == b).collect();
+        fit::operators::medoid(&shapes, &stratum)
+    });
+    let seeds: Vec<usize> = cheapest.into_iter().chain(typical).collect();
+    let picked = fit::operators::cover(&shapes, &seeds, count);
     Ok(Sweep {
         name: "onboard-decode".into(),
         entries: picked.into_iter().map(|i| sweep.entries[i].clone()).collect(),
@@ -305,6 +319,24 @@ mod tests {
         assert_eq!(keys.len(), 10);
         let batches: HashSet<u64> = anchors.entries.iter().map(|e| e.shape.batch()).collect();
         assert!(batches.len() > 1, "the anchors span batch sizes: {batches:?}");
+    }
+
+    #[test]
+    fn decode_anchors_hold_every_batch_size_of_the_sweep_at_a_mid_size_width() {
+        let sweep = Sweep::built_in(planner::Phase::Decode).unwrap();
+        let widths: Vec<u64> = sweep.entries.iter().map(|e| e.shape.d_model()).collect();
+        let (narrowest, widest) = (*widths.iter().min().unwrap(), *widths.iter().max().unwrap());
+        let anchors = decode_anchors(5).unwrap();
+        let sweep_batches: HashSet<u64> = sweep.entries.iter().map(|e| e.shape.batch()).collect();
+        for b in sweep_batches.into_iter().filter(|&b| b > 1) {
+            assert!(
+                anchors.entries.iter().any(|e| e.shape.batch() == b
+                    && e.shape.d_model() > narrowest
+                    && e.shape.d_model() < widest),
+                "no mid-size anchor at batch {b}: {:?}",
+                anchors.entries.iter().map(|e| e.shape.key()).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

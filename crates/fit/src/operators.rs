@@ -314,15 +314,22 @@ pub fn evaluate(calibration: &Calibration, rows: &[CalibrationRow], method: &str
     accuracy(method, &predicted, &measured)
 }
 
+/// A shape as a point of the space [`cover`] and [`medoid`] measure distance in:
+/// (ln L, ln d, ln h, ln n, ln b, ln V).
+fn log_point(s: &Shape) -> [f64; 6] {
+    [s.layers(), s.d_model(), s.heads(), s.seq(), s.batch(), s.vocab()].map(|x| (x as f64).ln())
+}
+
+fn squared_distance(a: &[f64; 6], b: &[f64; 6]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum()
+}
+
 /// Indices of `n` shapes that cover `shapes`: the `seeds` first, then again
 /// and again the shape farthest (in ln L, ln d, ln h, ln n, ln b, ln V) from
 /// every one chosen so far. Deterministic (ties: the first).
 pub fn cover(shapes: &[Shape], seeds: &[usize], n: usize) -> Vec<usize> {
-    let at = |s: &Shape| -> [f64; 6] {
-        [s.layers(), s.d_model(), s.heads(), s.seq(), s.batch(), s.vocab()].map(|x| (x as f64).ln())
-    };
-    let points: Vec<[f64; 6]> = shapes.iter().map(at).collect();
-    let dist = |a: &[f64; 6], b: &[f64; 6]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+    let points: Vec<[f64; 6]> = shapes.iter().map(log_point).collect();
+    let dist = squared_distance;
     let mut picked: Vec<usize> = vec![];
     for &s in seeds {
         if s < shapes.len() && !picked.contains(&s) && picked.len() < n {
@@ -352,6 +359,26 @@ pub fn cover(shapes: &[Shape], seeds: &[usize], n: usize) -> Vec<usize> {
         }
     }
     picked
+}
+
+/// The most typical of the shapes `among` (indices into `shapes`): the one
+/// with the least summed squared distance to the others, in [`cover`]'s
+/// space. Farthest-point cover picks a set's corners; the medoid is its
+/// middle. `None` when `among` is empty; ties: the first.
+pub fn medoid(shapes: &[Shape], among: &[usize]) -> Option<usize> {
+    let points: Vec<[f64; 6]> = among.iter().map(|&i| log_point(&shapes[i])).collect();
+    let spread = |p: &[f64; 6]| points.iter().map(|q| squared_distance(p, q)).sum::<f64>();
+    among
+        .iter()
+        .zip(&points)
+        .fold(None, |best: Option<(usize, f64)>, (&i, p)| {
+            let s = spread(p);
+            match best {
+                Some((_, bs)) if bs <= s => best,
+                _ => Some((i, s)),
+            }
+        })
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -532,6 +559,18 @@ mod tests {
         assert_eq!(cover(&shapes, &[0], 3), vec![0, 3, 2]);
         assert_eq!(cover(&shapes, &[1, 1], 1), vec![1]);
         assert_eq!(cover(&shapes, &[], 9).len(), 5);
+    }
+
+    #[test]
+    fn the_medoid_is_the_middle_of_the_shapes_asked_about() {
+        let shapes: Vec<Shape> = [(1, 64), (4, 256), (48, 64), (2, 1536), (8, 512)]
+            .into_iter()
+            .map(|(l, d)| ShapeSpec::new(l, d).validate().unwrap())
+            .collect();
+        assert_eq!(medoid(&shapes, &[0, 1, 2, 3]), Some(1));
+        assert_eq!(medoid(&shapes, &[2, 3]), Some(2), "ties: the first");
+        assert_eq!(medoid(&shapes, &[3]), Some(3));
+        assert_eq!(medoid(&shapes, &[]), None);
     }
 
     #[test]
