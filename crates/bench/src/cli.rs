@@ -215,7 +215,7 @@ struct ProfileArgs {
     #[arg(long, default_value = "data/ops/onboard.jsonl")]
     ops_out: PathBuf,
     /// Decode shapes measured as anchors of the decode model.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 24)]
     decode_anchors: usize,
     /// Shapes per phase measured at the start and again at the end, for the
     /// machine's run-to-run variability (0: none).
