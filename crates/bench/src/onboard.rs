@@ -49,10 +49,10 @@ fn raw_cost_s(shape: &Shape, latency_ms: f64, s: &Schedule) -> f64 {
 /// farthest from those chosen (`fit::operators::cover`). They anchor the
 /// operator model's decode calibration and give the term model its points.
 ///
-/// Why the strata: a farthest-point cover takes corners only — batch 8 at the
-/// smallest and largest widths, never batch 2 or 4 at a mid-size one — and
-/// a 5-minute onboarding of an Intel Xeon VM (`data/onboarding/xeon-2/`)
-/// then predicted every batch 2–4 line at d ≥ 576 2.4–4.8× too fast.
+/// Why the strata: a farthest-point cover takes corners only — its 14 anchors
+/// held batch 4 only at d = 256 and batch 2 nowhere — and a 5-minute
+/// onboarding of an Intel Xeon VM (`data/onboarding/xeon-2/`) then predicted
+/// every batch 2–4 line at d ≥ 576 2.4–4.8× too fast.
 pub fn decode_anchors(count: usize) -> anyhow::Result<Sweep> {
     let sweep = Sweep::built_in(planner::Phase::Decode)?;
     let shapes: Vec<Shape> = sweep.entries.iter().map(|e| e.shape).collect();

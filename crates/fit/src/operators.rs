@@ -329,7 +329,6 @@ fn squared_distance(a: &[f64; 6], b: &[f64; 6]) -> f64 {
 /// every one chosen so far. Deterministic (ties: the first).
 pub fn cover(shapes: &[Shape], seeds: &[usize], n: usize) -> Vec<usize> {
     let points: Vec<[f64; 6]> = shapes.iter().map(log_point).collect();
-    let dist = squared_distance;
     let mut picked: Vec<usize> = vec![];
     for &s in seeds {
         if s < shapes.len() && !picked.contains(&s) && picked.len() < n {
@@ -340,7 +339,7 @@ pub fn cover(shapes: &[Shape], seeds: &[usize], n: usize) -> Vec<usize> {
         let gap = |i: usize| {
             picked
                 .iter()
-                .map(|&p| dist(&points[i], &points[p]))
+                .map(|&p| squared_distance(&points[i], &points[p]))
                 .fold(f64::INFINITY, f64::min)
         };
         let next =
