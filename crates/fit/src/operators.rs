@@ -367,16 +367,12 @@ pub fn cover(shapes: &[Shape], seeds: &[usize], n: usize) -> Vec<usize> {
 pub fn medoid(shapes: &[Shape], among: &[usize]) -> Option<usize> {
     let points: Vec<[f64; 6]> = among.iter().map(|&i| log_point(&shapes[i])).collect();
     let spread = |p: &[f64; 6]| points.iter().map(|q| squared_distance(p, q)).sum::<f64>();
+    // `min_by` returns the first of equal minima.
     among
         .iter()
         .zip(&points)
-        .fold(None, |best: Option<(usize, f64)>, (&i, p)| {
-            let s = spread(p);
-            match best {
-                Some((_, bs)) if bs <= s => best,
-                _ => Some((i, s)),
-            }
-        })
+        .map(|(&i, p)| (i, spread(p)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i)
 }
 
@@ -549,12 +545,17 @@ mod tests {
         assert!(cross_validate(&rows).mape_pct < 1e-6);
     }
 
+    /// GPT-2-style shapes of the given (layers, d_model).
+    fn layers_and_widths(pairs: &[(u64, u64)]) -> Vec<Shape> {
+        pairs
+            .iter()
+            .map(|&(l, d)| ShapeSpec::new(l, d).validate().unwrap())
+            .collect()
+    }
+
     #[test]
     fn cover_starts_from_the_seeds_and_takes_the_farthest_next() {
-        let shapes: Vec<Shape> = [(1, 64), (2, 64), (48, 64), (2, 1536), (3, 64)]
-            .into_iter()
-            .map(|(l, d)| ShapeSpec::new(l, d).validate().unwrap())
-            .collect();
+        let shapes = layers_and_widths(&[(1, 64), (2, 64), (48, 64), (2, 1536), (3, 64)]);
         assert_eq!(cover(&shapes, &[0], 3), vec![0, 3, 2]);
         assert_eq!(cover(&shapes, &[1, 1], 1), vec![1]);
         assert_eq!(cover(&shapes, &[], 9).len(), 5);
@@ -562,10 +563,7 @@ mod tests {
 
     #[test]
     fn the_medoid_is_the_middle_of_the_shapes_asked_about() {
-        let shapes: Vec<Shape> = [(1, 64), (4, 256), (48, 64), (2, 1536), (8, 512)]
-            .into_iter()
-            .map(|(l, d)| ShapeSpec::new(l, d).validate().unwrap())
-            .collect();
+        let shapes = layers_and_widths(&[(1, 64), (4, 256), (48, 64), (2, 1536), (8, 512)]);
         assert_eq!(medoid(&shapes, &[0, 1, 2, 3]), Some(1));
         assert_eq!(medoid(&shapes, &[2, 3]), Some(2), "ties: the first");
         assert_eq!(medoid(&shapes, &[3]), Some(3));
