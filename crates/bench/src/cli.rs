@@ -215,7 +215,8 @@ struct ProfileArgs {
     #[arg(long, default_value = "data/ops/onboard.jsonl")]
     ops_out: PathBuf,
     /// Decode shapes measured as anchors of the decode model (24: on a Zen 4
-    /// VM, 8 more than 16 took flex decode held out from 32% to 17–23%, README).
+    /// VM, 8 more than 16 took flex decode on held-out shapes of the same
+    /// session from 32% to 17–23%, README).
     #[arg(long, default_value_t = 24)]
     decode_anchors: usize,
     /// Shapes per phase measured at the start and again at the end, for the

@@ -1,6 +1,6 @@
 //! The committed profiles are what their documented fits of the committed
 //! measurements write: `bench report` (fit's defaults) for the embedded
-//! default, README's commands for `zen4-llama.json` and `zen5-llama.json`. A change to the fit, or to
+//! default, README's commands for `zen4-llama.json`, `zen5-llama.json` and `xeon-llama.json`. A change to the fit, or to
 //! the data, that would change a profile fails here until the profile is refit
 //! and committed with it.
 
@@ -132,5 +132,25 @@ fn zen5_llama_is_the_readme_fit_of_the_committed_measurements() {
     assert!(
         refit(fit.options()) == committed("data/profiles/zen5-llama.json"),
         "refit differs: run README's zen5-llama fit"
+    );
+}
+
+#[test]
+fn xeon_llama_is_the_readme_fit_of_the_committed_measurements() {
+    let fit = ReadmeFit {
+        measurements: &[
+            "data/onboarding/xeon-3/onboard-5m.jsonl",
+            "data/onboarding/xeon-3/llama-prefill.jsonl",
+            "data/onboarding/xeon-3/llama-decode.jsonl",
+        ],
+        memory: "data/onboarding/xeon-3/memory.jsonl",
+        name: "xeon-llama (2-core Intel Xeon VM, CPU backends, 5-minute onboarding and Llama-style sweeps, 2026-12-06)",
+        machine: "GenuineIntel 6/167/1",
+        ops: &["data/onboarding/xeon-3/ops.jsonl"],
+        parallelism_from: &[],
+    };
+    assert!(
+        refit(fit.options()) == committed("data/profiles/xeon-llama.json"),
+        "refit differs: run README's xeon-llama fit"
     );
 }
