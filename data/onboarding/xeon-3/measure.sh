@@ -3,7 +3,8 @@
 # onboarding's link shapes and the Llama sweeps (one file per phase), the Llama calibration anchors,
 # held-out sets again (b), GQA's decode effect. Binary: clean 47d208a.
 set -u
-D=/tmp/x3   # committed as data/onboarding/xeon-3/ (link-shapes.py and heldout.sh live there too)
+D=/tmp/x3   # committed as data/onboarding/xeon-3/ (link-shapes.py lives there too; $D/heldout.sh was a
+            # byte-identical copy of ../zen4-6/heldout.sh, not committed twice)
 B=/tmp/x3bin/bench
 S=/work/main/data/sweeps
 echo "== onboarding $(date -u +%T)"
