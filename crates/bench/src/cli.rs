@@ -518,6 +518,7 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
     for name in &backends {
         backend::info(name)?;
     }
+    warn_about_blas(&backends);
     if !(0.1..=50.0).contains(&args.target_ci) {
         bail!(
             "--target-ci {} is out of range: give a percentage between 0.1 and 50",
@@ -629,6 +630,20 @@ fn measure(args: MeasureArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Warns, before measuring ndarray, where OpenBLAS runs its generic kernels
+/// on a CPU with wider vector units (`bench::blas`).
+fn warn_about_blas(backends: &[String]) {
+    if !backends.iter().any(|b| b == "ndarray") {
+        return;
+    }
+    let here = bench::fingerprint::Fingerprint::current("ndarray");
+    if let (Some(core), Some(cpu)) = (&here.blas_core, &here.cpu_details)
+        && let Some(warning) = bench::blas::generic_kernels_warning(core, &cpu.simd)
+    {
+        eprintln!("warning: {warning}");
+    }
+}
+
 fn cpu_backends() -> Vec<String> {
     backend::BACKENDS
         .iter()
@@ -646,6 +661,7 @@ fn onboard(args: &ProfileArgs) -> anyhow::Result<()> {
     for name in &backends {
         backend::info(name)?;
     }
+    warn_about_blas(&backends);
     if let Some(dir) = args.measurements_out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -1027,6 +1043,7 @@ fn memory(args: &MemoryArgs) -> anyhow::Result<()> {
             );
         }
     }
+    warn_about_blas(&backends);
     let program = std::env::current_exe().context("finding this program to run the probe")?;
     let failed = bench::memory::run(
         &bench::memory::RunOptions {
@@ -1084,6 +1101,7 @@ fn ops(args: &OpsArgs) -> anyhow::Result<()> {
     } else {
         args.backend.clone()
     };
+    warn_about_blas(&backends);
     install_interrupt_handler();
     let mut failed = 0;
     for name in &backends {
@@ -1176,6 +1194,7 @@ fn calibrate(args: &CalibrateArgs) -> anyhow::Result<()> {
         for name in &backends {
             backend::info(name)?;
         }
+        warn_about_blas(&backends);
         if !(args.max_time_per_shape.is_finite() && args.max_time_per_shape > 0.0) {
             bail!("--max-time-per-shape must be a positive number of seconds");
         }

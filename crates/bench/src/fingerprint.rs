@@ -34,8 +34,8 @@ pub struct Fingerprint {
     /// GPU adapter and driver, for GPU backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<String>,
-    /// Environment variables that change threading or memory allocation
-    /// ([`THREAD_VARS`], [`ALLOCATOR_VARS`]), as set.
+    /// Environment variables that change threading, memory allocation or
+    /// the BLAS kernels ([`THREAD_VARS`], [`ALLOCATOR_VARS`], [`BLAS_VARS`]), as set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// What decides a CPU's speed beyond its model string (`AMD EPYC` names
@@ -43,6 +43,12 @@ pub struct Fingerprint {
     /// recorded. Pooling keys on it (`fitting::machine_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_details: Option<CpuDetails>,
+    /// The kernels OpenBLAS chose for this CPU (`Haswell`, `SkylakeX`, its
+    /// generic `Prescott`…), for a backend that multiplies through it
+    /// (ndarray; [`crate::blas`]); absent for the others and in lines written
+    /// before it was recorded. Pooling keys on it (`fitting::machine_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blas_core: Option<String>,
 }
 
 /// A CPU as `/proc/cpuinfo` and sysfs describe it.
@@ -138,6 +144,9 @@ pub const ALLOCATOR_VARS: [&str; 10] = [
     "MALLOC_TRIM_THRESHOLD_",
 ];
 
+/// Variables that choose which kernels OpenBLAS runs ([`crate::blas`]).
+pub const BLAS_VARS: [&str; 2] = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"];
+
 impl Fingerprint {
     /// The fingerprint of this process for `backend`.
     pub fn current(backend: &str) -> Self {
@@ -154,6 +163,7 @@ impl Fingerprint {
         let env: BTreeMap<String, String> = THREAD_VARS
             .iter()
             .chain(&ALLOCATOR_VARS)
+            .chain(&BLAS_VARS)
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
         let threads = env
@@ -176,6 +186,7 @@ impl Fingerprint {
             gpu: gpu_description(backend),
             env,
             cpu_details: CpuDetails::current(),
+            blas_core: crate::blas::core_for(backend),
         }
     }
 
@@ -187,6 +198,17 @@ impl Fingerprint {
             .filter_map(|&k| self.env.get(k).map(|v| format!("{k}={v}")))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// The BLAS kernels and the variables that chose them, as `core=NAME`
+    /// and `NAME=value` joined by spaces; empty for a backend without BLAS
+    /// and variables left unset.
+    pub fn blas_settings(&self) -> String {
+        let core = self.blas_core.iter().map(|c| format!("core={c}"));
+        let vars = BLAS_VARS
+            .iter()
+            .filter_map(|&k| self.env.get(k).map(|v| format!("{k}={v}")));
+        core.chain(vars).collect::<Vec<_>>().join(" ")
     }
 
     /// A short stable hash of every field (FNV-1a over the canonical JSON).
@@ -222,6 +244,9 @@ impl Fingerprint {
             );
             m.insert("cpu_simd".into(), c.simd.clone());
             m.insert("cpu_caches".into(), c.caches.join(", "));
+        }
+        if let Some(core) = &self.blas_core {
+            m.insert("blas_core".into(), core.clone());
         }
         m
     }
@@ -288,11 +313,32 @@ mod tests {
     }
 
     #[test]
+    fn blas_kernels_are_recorded_and_change_the_id() {
+        let mut f = Fingerprint::current("flex");
+        assert_eq!(f.blas_core, None, "flex multiplies without OpenBLAS");
+        for k in BLAS_VARS {
+            f.env.remove(k);
+        }
+        assert_eq!(f.blas_settings(), "");
+        let mut generic = f.clone();
+        generic.blas_core = Some("Prescott".into());
+        let mut chosen = generic.clone();
+        chosen.env.insert("OPENBLAS_CORETYPE".into(), "SkylakeX".into());
+        chosen.blas_core = Some("SkylakeX".into());
+        assert_eq!(generic.blas_settings(), "core=Prescott");
+        assert_eq!(chosen.blas_settings(), "core=SkylakeX OPENBLAS_CORETYPE=SkylakeX");
+        assert_ne!(f.id(), generic.id());
+        assert_ne!(generic.id(), chosen.id());
+        assert_eq!(generic.to_map()["blas_core"], "Prescott");
+    }
+
+    #[test]
     fn lines_written_before_the_details_still_read() {
         let mut f = Fingerprint::current("flex");
         f.cpu_details = None;
+        f.blas_core = None;
         let json = serde_json::to_string(&f).unwrap();
-        assert!(!json.contains("cpu_details"));
+        assert!(!json.contains("cpu_details") && !json.contains("blas_core"));
         assert_eq!(serde_json::from_str::<Fingerprint>(&json).unwrap(), f);
     }
 }

@@ -79,8 +79,9 @@ pub struct Fitted {
 /// The machine a measurement describes, as pooling keys it: CPU (with its
 /// vendor, family/model/stepping and SIMD level where the line records them),
 /// threads, build features and Burn version (the commit may differ between
-/// passes), and the allocator's settings where any is set (they move
-/// latency as much as a CPU does). Lines written before the CPU details were
+/// passes), the allocator's settings where any is set, and the BLAS kernels
+/// where the backend multiplies through OpenBLAS (both move latency as much
+/// as a CPU does: [`crate::blas`]). Lines written before the CPU details were
 /// recorded keep the shorter key, so they never pool with lines that have
 /// them: `AMD EPYC` alone cannot tell a Zen 1 guest from a Zen 4 one.
 pub fn machine_key(m: &Measurement) -> String {
@@ -93,11 +94,13 @@ pub fn machine_key_of(f: &crate::fingerprint::Fingerprint) -> String {
         Some(d) => format!("{} ({} {} {})", f.cpu, d.vendor, d.family_model_stepping, d.simd),
         None => f.cpu.clone(),
     };
-    let key = format!("{cpu}|{}|{}|{}", f.threads, f.build_features.join(","), f.burn);
-    match f.allocator_settings() {
-        settings if settings.is_empty() => key,
-        settings => format!("{key}|{settings}"),
+    let mut key = format!("{cpu}|{}|{}|{}", f.threads, f.build_features.join(","), f.burn);
+    for settings in [f.allocator_settings(), f.blas_settings()] {
+        if !settings.is_empty() {
+            key = format!("{key}|{settings}");
+        }
     }
+    key
 }
 
 /// The observation a measurement line gives the fit: `None` for a failed
@@ -507,6 +510,13 @@ mod tests {
         assert_eq!(
             machine_key_of(&tuned),
             format!("{}|MALLOC_MMAP_THRESHOLD_=1073741824", keys[0])
+        );
+        // So do the BLAS kernels, after the allocator's settings.
+        let mut generic = tuned.clone();
+        generic.blas_core = Some("Prescott".into());
+        assert_eq!(
+            machine_key_of(&generic),
+            format!("{}|MALLOC_MMAP_THRESHOLD_=1073741824|core=Prescott", keys[0])
         );
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod allocator;
 pub mod backend;
+pub mod blas;
 pub mod calibrating;
 pub mod composing;
 pub mod fingerprint;

@@ -2,19 +2,21 @@
 //!
 //! Profiles store the fingerprint of the machine they were measured on as a
 //! string map. What decides speed — the CPU model, vendor, family/model/
-//! stepping, the widest SIMD extension and the core count — is compared with
+//! stepping, the widest SIMD extension, the core count and, for a backend
+//! that multiplies through OpenBLAS, the kernels it chose — is compared with
 //! the machine a prediction is asked on; where they differ, the predictions
 //! describe the other machine, and the CLI and the page say so.
 
 use std::collections::BTreeMap;
 
 /// Fingerprint keys that decide speed, in the order they are shown.
-pub const SPEED_KEYS: [&str; 5] = [
+pub const SPEED_KEYS: [&str; 6] = [
     "cpu",
     "cpu_vendor",
     "cpu_family_model_stepping",
     "cpu_simd",
     "logical_cores",
+    "blas_core",
 ];
 
 /// The fingerprint fields of the first processor of a `/proc/cpuinfo` text:
@@ -171,5 +173,12 @@ mod tests {
         );
         let xeon = map(&[("cpu", "Intel(R) Xeon(R) Processor"), ("logical_cores", "2")]);
         assert_eq!(differences(&xeon, &zen1), ["cpu"]);
+        // OpenBLAS's kernels count where both record them.
+        let mut generic = zen1.clone();
+        generic.insert("blas_core".into(), "Prescott".into());
+        let mut chosen = zen1.clone();
+        chosen.insert("blas_core".into(), "SkylakeX".into());
+        assert_eq!(differences(&generic, &chosen), ["blas_core"]);
+        assert!(differences(&generic, &zen1).is_empty());
     }
 }

@@ -2,6 +2,7 @@
 //! so one binary is one link instead of four).
 
 mod allocator;
+mod blas;
 mod cli;
 mod committed_profiles;
 mod ops;
